@@ -1,0 +1,76 @@
+import { issueApiKey, listApiKeys, revokeApiKey, type ApiKey } from '../../core/api-keys.ts';
+import { createMerchant, listMerchants, requireMerchant, type Merchant } from '../../core/merchants.ts';
+import type { PaymentStatus } from '../../core/payments/payment.ts';
+import { transitionPayment } from '../../core/payments/transitions.ts';
+import type { MasterKey } from '../../internal/secrets.ts';
+import type { Storage } from '../../storage/database.ts';
+import { isoSeconds, renderPayment } from '../paycrypt/render.ts';
+
+/**
+ * What an operator can do, as plain JSON-ready results. The admin API serves
+ * it over HTTP and the CLI calls it either in-process or through that API, so
+ * both print the same thing.
+ */
+export type Operator = {
+  createMerchant(input: { name: string }): Promise<CreatedMerchantView>;
+  listMerchants(): Promise<MerchantView[]>;
+  createKey(merchantId: number): Promise<CreatedKeyView>;
+  listKeys(merchantId: number): Promise<KeyView[]>;
+  revokeKey(keyId: string): Promise<KeyView>;
+  actOnPayment(payment: number | string, action: PaymentAction, reason?: string): Promise<ReturnType<typeof renderPayment> & { merchant_id: number }>;
+};
+
+export const paymentActions = { approve: 'approved', reject: 'rejected', complete: 'completed', fail: 'failed', cancel: 'cancelled' } as const satisfies Record<
+  string,
+  PaymentStatus
+>;
+export type PaymentAction = keyof typeof paymentActions;
+
+export type MerchantView = { merchant_id: number; name: string; created_at: string };
+export type KeyView = { key_id: string; merchant_id: number; prefix: string; created_at: string; last_used_at: string | null; revoked_at: string | null };
+export type CreatedKeyView = KeyView & { api_key: string; api_secret: string };
+export type CreatedMerchantView = MerchantView & { key_id: string; api_key: string; api_secret: string };
+
+export function createLocalOperator(context: { storage: Storage; master: MasterKey }): Operator {
+  const { db } = context.storage;
+  return {
+    async createMerchant(input) {
+      const created = await createMerchant(db, context.master, input);
+      return { ...merchantView(created.merchant), key_id: created.apiKey.id, api_key: created.key, api_secret: created.secret };
+    },
+    async listMerchants() {
+      return (await listMerchants(db)).map(merchantView);
+    },
+    async createKey(merchantId) {
+      await requireMerchant(db, merchantId);
+      const issued = await db.transaction().execute((trx) => issueApiKey(trx, context.master, merchantId));
+      return { ...keyView(issued.apiKey), api_key: issued.key, api_secret: issued.secret };
+    },
+    async listKeys(merchantId) {
+      await requireMerchant(db, merchantId);
+      return (await listApiKeys(db, merchantId)).map(keyView);
+    },
+    async revokeKey(keyId) {
+      return keyView(await revokeApiKey(db, keyId));
+    },
+    async actOnPayment(payment, action, reason) {
+      const changed = await db.transaction().execute((trx) => transitionPayment(trx, { payment, to: paymentActions[action], reason }));
+      return { ...renderPayment(changed), merchant_id: changed.merchantId };
+    },
+  };
+}
+
+function merchantView(merchant: Merchant): MerchantView {
+  return { merchant_id: merchant.id, name: merchant.name, created_at: isoSeconds(merchant.createdAt) };
+}
+
+function keyView(key: ApiKey): KeyView {
+  return {
+    key_id: key.id,
+    merchant_id: key.merchantId,
+    prefix: key.prefix,
+    created_at: isoSeconds(key.createdAt),
+    last_used_at: key.lastUsedAt && isoSeconds(key.lastUsedAt),
+    revoked_at: key.revokedAt && isoSeconds(key.revokedAt),
+  };
+}

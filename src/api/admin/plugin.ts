@@ -1,0 +1,105 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { PayCryptError } from '../../internal/errors.ts';
+import { safeEqual } from '../../internal/secrets.ts';
+import type { ApiContext } from '../context.ts';
+import { sendPayCryptError } from '../paycrypt/errors.ts';
+import { paymentIdParam } from '../paycrypt/payments/get-payment.route.ts';
+import { errorResponseSchema } from '../paycrypt/render.ts';
+import { defineRoute, type RouteRegistry, registerRoutes } from '../route.ts';
+import { type Operator, paymentActions } from './operator.ts';
+
+export const adminPrefix = '/admin/v1';
+
+const merchantIdParam = z
+  .string()
+  .regex(/^[1-9]\d{0,14}$/, 'expected a merchant id')
+  .transform(Number)
+  .meta({ type: 'integer' });
+
+/**
+ * The operator API behind the `paycrypt` CLI: `Authorization: Bearer
+ * $PAYCRYPT_ADMIN_TOKEN`, PayCrypt v1 error envelope. Disabled when no admin
+ * token is configured.
+ */
+export function adminApi(context: ApiContext, operator: Operator, registry: RouteRegistry) {
+  const adminToken = context.adminToken;
+  const common = { tag: 'Operator', security: 'admin' } as const;
+  const denied = { 401: { description: 'Missing or wrong admin token', schema: errorResponseSchema } };
+
+  const routes = [
+    defineRoute({
+      ...common,
+      method: 'POST',
+      url: '/merchants',
+      summary: 'Create a merchant with its first API key (shown only in this response)',
+      body: z.object({ name: z.string().min(1).max(200) }).strict(),
+      responses: { 201: { description: 'Created' }, ...denied },
+      async handler({ reply, body }) {
+        return reply.code(201).send(await operator.createMerchant(body));
+      },
+    }),
+    defineRoute({
+      ...common,
+      method: 'GET',
+      url: '/merchants',
+      summary: 'List merchants',
+      responses: { 200: { description: 'Merchants' }, ...denied },
+      handler: async () => ({ data: await operator.listMerchants() }),
+    }),
+    defineRoute({
+      ...common,
+      method: 'POST',
+      url: '/merchants/:merchant_id/keys',
+      summary: 'Create an API key (key and secret shown only in this response)',
+      params: z.object({ merchant_id: merchantIdParam }),
+      responses: { 201: { description: 'Created' }, ...denied },
+      async handler({ reply, params }) {
+        return reply.code(201).send(await operator.createKey(params.merchant_id));
+      },
+    }),
+    defineRoute({
+      ...common,
+      method: 'GET',
+      url: '/merchants/:merchant_id/keys',
+      summary: 'List a merchant\'s API keys (prefix and last use; never the key)',
+      params: z.object({ merchant_id: merchantIdParam }),
+      responses: { 200: { description: 'Keys' }, ...denied },
+      handler: async ({ params }) => ({ data: await operator.listKeys(params.merchant_id) }),
+    }),
+    defineRoute({
+      ...common,
+      method: 'POST',
+      url: '/keys/:key_id/revoke',
+      summary: 'Revoke an API key at once',
+      params: z.object({ key_id: z.string().regex(/^key_[0-9a-z]{1,64}$/, 'expected a key id (key_…)') }),
+      responses: { 200: { description: 'The revoked key' }, ...denied },
+      handler: async ({ params }) => operator.revokeKey(params.key_id),
+    }),
+    defineRoute({
+      ...common,
+      method: 'POST',
+      url: '/payments/:payment_id/:action',
+      summary: 'Move a payment: approve, reject, complete, fail or cancel',
+      params: z.object({ payment_id: paymentIdParam, action: z.enum(Object.keys(paymentActions) as [keyof typeof paymentActions]) }),
+      body: z.object({ reason: z.string().max(500).optional() }).strict().optional(),
+      responses: {
+        200: { description: 'The payment after the move' },
+        409: { description: 'The move is not allowed from the payment\'s status', schema: errorResponseSchema },
+        ...denied,
+      },
+      handler: async ({ params, body }) => operator.actOnPayment(params.payment_id, params.action, body?.reason),
+    }),
+  ];
+
+  return async function plugin(app: FastifyInstance) {
+    app.setErrorHandler((error, request, reply) => sendPayCryptError(error, request, reply));
+    app.setNotFoundHandler((request, reply) => sendPayCryptError(new PayCryptError('resource_not_found', 'No such operator route'), request, reply));
+    app.addHook('onRequest', async (request) => {
+      if (!adminToken) throw new PayCryptError('authentication_failed', 'The admin API is disabled: set PAYCRYPT_ADMIN_TOKEN');
+      const presented = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+      if (!presented || !safeEqual(presented, adminToken)) throw new PayCryptError('authentication_failed', 'Missing or wrong admin token');
+    });
+    registerRoutes(app, adminPrefix, routes, registry);
+  };
+}

@@ -1,0 +1,35 @@
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance } from 'fastify';
+import { PayCryptError } from '../../internal/errors.ts';
+import type { ApiContext } from '../context.ts';
+import { type RouteRegistry, registerRoutes } from '../route.ts';
+import { authenticateBearer } from './bearer-auth.ts';
+import { sendPayCryptError } from './errors.ts';
+import { createPaymentRoute } from './payments/create-payment.route.ts';
+import { getPaymentRoute } from './payments/get-payment.route.ts';
+import { listPaymentsRoute } from './payments/list-payments.route.ts';
+
+export const payCryptPrefix = '/api/v1';
+
+/** The PayCrypt v1 Payments API (seed 000): Bearer keys, per-key rate limit, `{error:{…}}` envelope. */
+export function payCryptApi(context: ApiContext, registry: RouteRegistry) {
+  return async function plugin(app: FastifyInstance) {
+    app.setErrorHandler((error, request, reply) => sendPayCryptError(error, request, reply));
+    app.setNotFoundHandler((request, reply) =>
+      sendPayCryptError(new PayCryptError('resource_not_found', `No route for ${request.method} ${request.url.split('?')[0]}`), request, reply),
+    );
+    app.addHook('onRequest', async (request) => authenticateBearer(context, request));
+    await app.register(rateLimit, {
+      global: true,
+      hook: 'onRequest',
+      max: context.config.rateLimitPerMinute,
+      timeWindow: 60_000,
+      keyGenerator: (request) => request.auth?.keyId ?? request.ip,
+      errorResponseBuilder: (_request, limit) =>
+        new PayCryptError('rate_limit_exceeded', `Too many requests: the limit is ${limit.max} per minute per API key; retry in ${limit.after}`, {
+          details: { limit: limit.max, retry_after_seconds: Math.ceil(limit.ttl / 1000) },
+        }),
+    });
+    registerRoutes(app, payCryptPrefix, [createPaymentRoute(context), getPaymentRoute(context), listPaymentsRoute(context)], registry);
+  };
+}

@@ -1,0 +1,83 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import type { Logger } from 'pino';
+import { PayCryptError } from '../internal/errors.ts';
+import { randomToken } from '../internal/ids.ts';
+import { parseJson, stringifyJson } from '../internal/json.ts';
+import { adminApi, adminPrefix } from './admin/plugin.ts';
+import type { Operator } from './admin/operator.ts';
+import type { ApiContext } from './context.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import { payCryptApi, payCryptPrefix } from './paycrypt/plugin.ts';
+import { sendPayCryptError } from './paycrypt/errors.ts';
+import { createRouteRegistry } from './route.ts';
+
+/**
+ * The HTTP server: shared plumbing (request ids, exact JSON, body limit,
+ * health, OpenAPI) and one plugin per API dialect under its own prefix.
+ */
+export async function createHttpServer(options: { context: ApiContext; operator: Operator; logger: Logger }): Promise<FastifyInstance> {
+  const { context } = options;
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    bodyLimit: context.config.bodyLimitBytes,
+    genReqId: () => `req_${randomToken(20)}`,
+    trustProxy: false,
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  // Note: every number in a request body keeps its exact text (no float), and
+  // the raw text is kept for signatures and idempotency fingerprints.
+  app.removeContentTypeParser(['application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    request.rawBody = text;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, parseJson(text));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+  app.setReplySerializer((payload) => stringifyJson(payload));
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  const registry = createRouteRegistry();
+  app.get('/health', async (_request, reply) => {
+    const storage = await sql`select 1`
+      .execute(context.storage.db)
+      .then(() => 'ok' as const)
+      .catch(() => 'unavailable' as const);
+    return reply.code(storage === 'ok' ? 200 : 503).send({
+      status: storage === 'ok' ? 'ok' : 'degraded',
+      timestamp: new Date().toISOString(),
+      version: context.version,
+      checks: { storage },
+    });
+  });
+
+  await app.register(payCryptApi(context, registry), { prefix: payCryptPrefix });
+  await app.register(adminApi(context, options.operator, registry), { prefix: adminPrefix });
+
+  const document = buildOpenApiDocument({
+    registry,
+    version: context.version,
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: 'A merchant API key (`pk_…`)' },
+      admin: { type: 'http', scheme: 'bearer', description: 'The operator token, PAYCRYPT_ADMIN_TOKEN' },
+    },
+  });
+  app.get('/openapi.json', async () => document);
+  await app.register(swagger, { mode: 'static', specification: { document: document as never } });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendPayCryptError(new PayCryptError('resource_not_found', `No route for ${request.method} ${request.url.split('?')[0]}`), request, reply),
+  );
+  app.setErrorHandler((error, request, reply) => sendPayCryptError(error, request, reply));
+  return app;
+}

@@ -1,0 +1,125 @@
+import { type Decimal, toBaseUnits } from '../../internal/decimal.ts';
+import { PayCryptError } from '../../internal/errors.ts';
+import { createId } from '../../internal/ids.ts';
+import type { Transaction } from '../../storage/database.ts';
+import { findCryptoAsset, fiatDecimals, isCryptoSymbol } from '../currencies.ts';
+import { appendEvent } from '../events.ts';
+import type { Quote, Quoter } from '../rates/quote.ts';
+import { type Payment, type PaymentMethod, type PaymentType, paymentFromRow, paymentSnapshot } from './payment.ts';
+
+/** The largest fiat amount a payment may carry, in major units (10^12). */
+export const maxFiatAmount = 10n ** 12n;
+
+export type CreatePaymentRequest = {
+  merchantId: number;
+  type: PaymentType;
+  method: PaymentMethod;
+  /** The fiat amount exactly as the merchant wrote it. */
+  amount: Decimal;
+  currency: string;
+  cryptoCurrency?: string | undefined;
+  cryptoNetwork?: string | undefined;
+  clientReference?: string | undefined;
+  description?: string | undefined;
+};
+
+/** A request checked against the catalogue and priced, ready to be written. */
+export type PreparedPayment = {
+  request: CreatePaymentRequest;
+  amount: bigint;
+  currencyDecimals: number;
+  crypto: { currency: string; network: string; decimals: number; quote: Quote } | null;
+};
+
+/**
+ * Checks a payment request and quotes it. Runs before the write transaction
+ * because a rate source may be slow; nothing is written here.
+ */
+export async function preparePayment(deps: { quoter: Quoter }, request: CreatePaymentRequest): Promise<PreparedPayment> {
+  if (isCryptoSymbol(request.currency)) {
+    throw new PayCryptError('invalid_request', `currency must be a fiat currency code, got ${request.currency}`, { details: { field: 'currency' } });
+  }
+  const currencyDecimals = fiatDecimals(request.currency);
+  if (request.amount.units <= 0n) {
+    throw new PayCryptError('invalid_request', 'amount must be greater than zero', { details: { field: 'amount' } });
+  }
+  const converted = toBaseUnits(request.amount, currencyDecimals);
+  if (!converted.ok) {
+    throw new PayCryptError('invalid_request', `amount has more than ${currencyDecimals} decimal places for ${request.currency}`, {
+      details: { field: 'amount' },
+    });
+  }
+  if (converted.units > maxFiatAmount * 10n ** BigInt(currencyDecimals)) {
+    throw new PayCryptError('invalid_request', `amount must not exceed ${maxFiatAmount}`, { details: { field: 'amount' } });
+  }
+
+  if (request.method !== 'crypto') {
+    if (request.cryptoCurrency !== undefined || request.cryptoNetwork !== undefined) {
+      throw new PayCryptError('invalid_request', 'crypto_currency and crypto_network apply only to method "crypto"', {
+        details: { field: request.cryptoCurrency !== undefined ? 'crypto_currency' : 'crypto_network' },
+      });
+    }
+    await deps.quoter.assertPriced(request.currency);
+    return { request, amount: converted.units, currencyDecimals, crypto: null };
+  }
+
+  const symbol = request.cryptoCurrency ?? 'USDT';
+  const asset = findCryptoAsset(symbol);
+  if (!asset) throw new PayCryptError('invalid_request', `Unsupported crypto_currency: ${symbol}`, { details: { field: 'crypto_currency' } });
+  const network = request.cryptoNetwork ?? asset.networks[0]!;
+  if (!asset.networks.includes(network)) {
+    throw new PayCryptError('invalid_request', `Unsupported crypto_network ${network} for ${symbol}; use one of ${asset.networks.join(', ')}`, {
+      details: { field: 'crypto_network' },
+    });
+  }
+  const quote = await deps.quoter.quote({
+    amount: converted.units,
+    currency: request.currency,
+    currencyDecimals,
+    cryptoCurrency: symbol,
+    cryptoDecimals: asset.decimals,
+  });
+  return { request, amount: converted.units, currencyDecimals, crypto: { currency: symbol, network, decimals: asset.decimals, quote } };
+}
+
+/** Writes a prepared payment as `pending`, with its `payment.created` event, in the caller's transaction. */
+export async function insertPayment(trx: Transaction, prepared: PreparedPayment): Promise<Payment> {
+  const { request, crypto } = prepared;
+  const now = new Date();
+  const row = await trx
+    .insertInto('payments')
+    .values({
+      transaction_id: createId('pay'),
+      merchant_id: request.merchantId,
+      type: request.type,
+      method: request.method,
+      status: 'pending',
+      amount: prepared.amount.toString(),
+      currency: request.currency,
+      currency_decimals: prepared.currencyDecimals,
+      crypto_amount: crypto ? crypto.quote.cryptoAmount.toString() : null,
+      crypto_currency: crypto?.currency ?? null,
+      crypto_network: crypto?.network ?? null,
+      crypto_decimals: crypto?.decimals ?? null,
+      quote_crypto_usd: crypto?.quote.cryptoUsd ?? null,
+      quote_fiat_usd: crypto?.quote.fiatUsd ?? null,
+      quote_fee_bps: crypto?.quote.feeBps ?? null,
+      quote_source: crypto?.quote.source ?? null,
+      quoted_at: crypto?.quote.quotedAt ?? null,
+      client_reference: request.clientReference ?? null,
+      description: request.description ?? null,
+      created_at: now,
+      updated_at: now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const payment = paymentFromRow(row);
+  await appendEvent(trx, {
+    merchantId: payment.merchantId,
+    paymentId: payment.id,
+    type: 'payment.created',
+    data: { payment: paymentSnapshot(payment) },
+    at: now,
+  });
+  return payment;
+}

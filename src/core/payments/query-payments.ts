@@ -1,0 +1,44 @@
+import type { Db } from '../../storage/database.ts';
+import { type Payment, type PaymentStatus, paymentFromRow } from './payment.ts';
+
+/**
+ * Finds one of a merchant's payments by its numeric id or its `pay_…`
+ * transaction id. Another merchant's payment is simply not found.
+ */
+export async function findPayment(db: Db, input: { merchantId: number; payment: number | string }): Promise<Payment | undefined> {
+  let query = db.selectFrom('payments').selectAll().where('merchant_id', '=', input.merchantId);
+  query = typeof input.payment === 'number' ? query.where('id', '=', input.payment) : query.where('transaction_id', '=', input.payment);
+  const row = await query.executeTakeFirst();
+  return row && paymentFromRow(row);
+}
+
+export type ListPaymentsInput = {
+  merchantId: number;
+  status?: PaymentStatus | undefined;
+  /** Inclusive lower bound of `created_at`. */
+  from?: Date | undefined;
+  /** Exclusive upper bound of `created_at`. */
+  until?: Date | undefined;
+  page: number;
+  perPage: number;
+};
+
+/** A page of a merchant's payments, newest first, with the total that match. */
+export async function listPayments(db: Db, input: ListPaymentsInput): Promise<{ payments: Payment[]; total: number }> {
+  let filtered = db.selectFrom('payments').where('merchant_id', '=', input.merchantId);
+  if (input.status) filtered = filtered.where('status', '=', input.status);
+  if (input.from) filtered = filtered.where('created_at', '>=', input.from);
+  if (input.until) filtered = filtered.where('created_at', '<', input.until);
+
+  const [rows, count] = await Promise.all([
+    filtered
+      .selectAll()
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(input.perPage)
+      .offset((input.page - 1) * input.perPage)
+      .execute(),
+    filtered.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow(),
+  ]);
+  return { payments: rows.map(paymentFromRow), total: Number(count.total) };
+}

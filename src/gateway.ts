@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { createLocalOperator, type Operator } from './api/admin/operator.ts';
+import type { ApiContext } from './api/context.ts';
+import { createHttpServer } from './api/server.ts';
+import { createApiKeyAuthenticator } from './core/api-keys.ts';
+import { createQuoter } from './core/rates/quote.ts';
+import type { RateSource } from './core/rates/rate-source.ts';
+import { createTableRateSource } from './core/rates/table-rate-source.ts';
+import type { Config } from './internal/config.ts';
+import type { Logger } from './internal/logger.ts';
+import { loadMasterKey, readOrCreateSecretFile } from './internal/secrets.ts';
+import { createStorage, type Storage } from './storage/database.ts';
+import { migrateToLatest } from './storage/migrations/index.ts';
+import { startMaintenance } from './workers/maintenance.ts';
+
+export const version: string = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+
+/** The running gateway: storage, the core's services, the HTTP server and the workers. */
+export type Gateway = {
+  context: ApiContext;
+  operator: Operator;
+  server: FastifyInstance;
+  /** Listens on the configured host and port; returns the base URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+};
+
+export async function createGateway(options: {
+  config: Config;
+  logger: Logger;
+  /** Storage to use instead of opening the configured one (tests share one). */
+  storage?: Storage;
+  rates?: RateSource;
+}): Promise<Gateway> {
+  const { config, logger } = options;
+  const master = loadMasterKey({ masterKeyHex: config.masterKeyHex, dataDir: config.dataDir });
+  const adminToken = resolveAdminToken(config);
+  const storage = options.storage ?? (await openStorage(config));
+  const applied = await migrateToLatest(storage.db);
+  if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
+
+  const context: ApiContext = {
+    config,
+    storage,
+    master,
+    quoter: createQuoter({ rates: options.rates ?? createTableRateSource(config.rates), feeBps: config.quoteFeeBps }),
+    authenticator: createApiKeyAuthenticator({ db: storage.db, master }),
+    adminToken,
+    version,
+  };
+  const operator = createLocalOperator(context);
+  const server = await createHttpServer({ context, operator, logger });
+  const maintenance = startMaintenance({ db: storage.db, logger, idempotencyTtlHours: config.idempotencyTtlHours });
+  let releaseDataDir: (() => void) | undefined;
+
+  return {
+    context,
+    operator,
+    server,
+    async listen() {
+      await server.listen({ port: config.port, host: config.host });
+      const address = server.server.address();
+      const port = typeof address === 'object' && address ? address.port : config.port;
+      const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+      if (storage.kind === 'pglite') releaseDataDir = claimDataDir(config.dataDir, url);
+      logger.info({ url, storage: storage.kind, env: config.env }, 'PayCrypt is listening');
+      return url;
+    },
+    async close() {
+      maintenance.stop();
+      await server.close();
+      releaseDataDir?.();
+      if (!options.storage) await storage.close();
+    },
+  };
+}
+
+/** Opens the configured storage; embedded PGlite refuses a data directory another live gateway holds. */
+export async function openStorage(config: Config): Promise<Storage> {
+  if (!config.databaseUrl) {
+    const holder = readServerFile(config.dataDir);
+    if (holder && holder.pid !== process.pid) {
+      throw new Error(`the data directory ${config.dataDir} is in use by the gateway process ${holder.pid} at ${holder.url}`);
+    }
+  }
+  return createStorage({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite'), poolSize: config.dbPoolSize });
+}
+
+/**
+ * The admin token: `PAYCRYPT_ADMIN_TOKEN`, or outside production one generated
+ * into the data directory, where the CLI on the same machine finds it.
+ */
+export function resolveAdminToken(config: Config): string | undefined {
+  if (config.adminToken) return config.adminToken;
+  if (config.env === 'production') return undefined;
+  return readOrCreateSecretFile(config.dataDir, 'admin.token', () => randomBytes(24).toString('hex'));
+}
+
+export type ServerFile = { pid: number; url: string; started_at: string };
+
+const serverFileName = 'server.json';
+
+/**
+ * Embedded PGlite admits one process. The serving process records itself in
+ * `server.json` so that the CLI goes through its admin API instead of opening
+ * the database a second time. Returns undefined when no live process holds it.
+ */
+export function readServerFile(dataDir: string): ServerFile | undefined {
+  try {
+    const file = JSON.parse(fs.readFileSync(path.join(dataDir, serverFileName), 'utf8')) as ServerFile;
+    process.kill(file.pid, 0);
+    return file;
+  } catch {
+    return undefined;
+  }
+}
+
+function claimDataDir(dataDir: string, url: string): () => void {
+  const file = path.join(dataDir, serverFileName);
+  fs.writeFileSync(file, JSON.stringify({ pid: process.pid, url, started_at: new Date().toISOString() } satisfies ServerFile), { mode: 0o600 });
+  return () => fs.rmSync(file, { force: true });
+}

@@ -1,0 +1,31 @@
+import { type Kysely, type Migration, Migrator, sql } from 'kysely';
+import * as initial from './0001_initial.ts';
+
+/** Every migration, in order. One set serves PostgreSQL and PGlite alike. */
+const migrations: Record<string, Migration> = {
+  '0001_initial': initial,
+};
+
+/** Key of the advisory lock that lets one process at a time migrate a shared database. */
+const migrationLockKey = 7_061_001;
+
+/**
+ * Brings the schema up to date. Safe when several processes start at once:
+ * they queue on a session advisory lock, and the later ones find nothing to do.
+ */
+export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  return db.connection().execute(async (connection) => {
+    await sql`select pg_advisory_lock(${migrationLockKey})`.execute(connection);
+    try {
+      const migrator = new Migrator({
+        db: connection,
+        provider: { getMigrations: async () => migrations },
+      });
+      const { error, results = [] } = await migrator.migrateToLatest();
+      if (error) throw error;
+      return results.filter((result) => result.status === 'Success').map((result) => result.migrationName);
+    } finally {
+      await sql`select pg_advisory_unlock(${migrationLockKey})`.execute(connection);
+    }
+  });
+}

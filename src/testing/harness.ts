@@ -1,0 +1,84 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createGateway, type Gateway } from '../gateway.ts';
+import { loadConfig } from '../internal/config.ts';
+import { createLogger } from '../internal/logger.ts';
+import { createStorage } from '../storage/database.ts';
+
+/**
+ * A real gateway for tests: real HTTP on a free port, real storage —
+ * PostgreSQL when `DATABASE_URL` is set (as CI does), else in-memory PGlite.
+ * Each test file gets its own gateway; tests keep apart by using their own
+ * merchants, so one shared PostgreSQL database serves every file.
+ */
+export type TestGateway = {
+  gateway: Gateway;
+  url: string;
+  adminToken: string;
+  dataDir: string;
+  /** Stops the gateway and removes its data; call it from the suite's `after`. */
+  close(): Promise<void>;
+  /** Creates a merchant through the operator API; returns its id, key and secret. */
+  createMerchant(name?: string): Promise<{ merchantId: number; apiKey: string; apiSecret: string; keyId: string }>;
+  /** `fetch` against the gateway with a Bearer key and JSON body. */
+  request(method: string, path: string, options?: { key?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<TestResponse>;
+};
+
+export type TestResponse = { status: number; headers: Headers; text: string; json: any };
+
+export const testAdminToken = 'test-admin-token-0123456789abcdef';
+
+export async function startTestGateway(env: Record<string, string> = {}): Promise<TestGateway> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paycrypt-test-'));
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    PAYCRYPT_DATA_DIR: dataDir,
+    PAYCRYPT_MASTER_KEY: '11'.repeat(32),
+    PAYCRYPT_ADMIN_TOKEN: testAdminToken,
+    PAYCRYPT_LOG_LEVEL: process.env.PAYCRYPT_TEST_LOG_LEVEL ?? 'silent',
+    ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
+    ...env,
+  });
+  // Note: PGlite in memory rather than in the data directory: same engine, faster set-up.
+  const storage = config.databaseUrl ? undefined : await createStorage({ dataDir: 'memory://' });
+  const gateway = await createGateway({ config, logger: createLogger({ level: config.logLevel }), ...(storage ? { storage } : {}) });
+  const url = await gateway.listen();
+
+  async function request(method: string, urlPath: string, options: Parameters<TestGateway['request']>[2] = {}): Promise<TestResponse> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.key !== undefined) headers.authorization = `Bearer ${options.key}`;
+    let body: string | undefined = options.rawBody;
+    if (body === undefined && options.body !== undefined) body = JSON.stringify(options.body);
+    if (body !== undefined && !Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+    const response = await fetch(`${url}${urlPath}`, { method, headers, body: body ?? null });
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: response.status, headers: response.headers, text, json };
+  }
+
+  return {
+    async close() {
+      await gateway.close();
+      await storage?.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+    gateway,
+    url,
+    adminToken: testAdminToken,
+    dataDir,
+    request,
+    async createMerchant(name = 'Test merchant') {
+      const response = await request('POST', '/admin/v1/merchants', { key: testAdminToken, body: { name } });
+      if (response.status !== 201) throw new Error(`creating a merchant failed: ${response.status} ${response.text}`);
+      return { merchantId: response.json.merchant_id, apiKey: response.json.api_key, apiSecret: response.json.api_secret, keyId: response.json.key_id };
+    },
+  };
+}
