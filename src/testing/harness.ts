@@ -4,7 +4,8 @@ import path from 'node:path';
 import { createGateway, type Gateway } from '../gateway.ts';
 import { loadConfig } from '../internal/config.ts';
 import { createLogger } from '../internal/logger.ts';
-import { createStorage } from '../storage/database.ts';
+import { createStorage, type Storage } from '../storage/database.ts';
+import { migrateToLatest } from '../storage/migrations/index.ts';
 
 /**
  * A real gateway for tests: real HTTP on a free port, real storage —
@@ -81,4 +82,11 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
       return { merchantId: response.json.merchant_id, apiKey: response.json.api_key, apiSecret: response.json.api_secret, keyId: response.json.key_id };
     },
   };
+}
+
+/** Migrated storage for core tests: PostgreSQL when `DATABASE_URL` is set, else in-memory PGlite. */
+export async function openTestStorage(): Promise<Storage> {
+  const storage = await createStorage(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : { dataDir: 'memory://' });
+  await migrateToLatest(storage.db);
+  return storage;
 }
