@@ -8,13 +8,19 @@ import { createHttpServer } from './api/server.ts';
 import { createApiKeyAuthenticator } from './core/api-keys.ts';
 import { createQuoter } from './core/rates/quote.ts';
 import type { RateSource } from './core/rates/rate-source.ts';
+import type { WebhookUrlPolicy } from './core/webhooks/url-safety.ts';
 import { createTableRateSource } from './core/rates/table-rate-source.ts';
-import type { Config } from './internal/config.ts';
+import { type Config, ConfigError } from './internal/config.ts';
 import type { Logger } from './internal/logger.ts';
 import { loadMasterKey, readOrCreateSecretFile } from './internal/secrets.ts';
 import { createStorage, type Storage } from './storage/database.ts';
 import { migrateToLatest } from './storage/migrations/index.ts';
+import { startEvmWatcher } from './chains/evm/evm-watcher.ts';
+import { type ChainRegistry, createChainRegistry } from './chains/registry.ts';
 import { startMaintenance } from './workers/maintenance.ts';
+import { startPaymentExpiry } from './workers/payment-expiry.ts';
+import { startWebhookDispatcher } from './workers/webhook-dispatcher.ts';
+import { payCryptWebhookRequest } from './api/paycrypt/webhooks/webhook-payload.ts';
 
 export const version: string = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
@@ -38,6 +44,7 @@ export async function createGateway(options: {
   const { config, logger } = options;
   const master = loadMasterKey({ masterKeyHex: config.masterKeyHex, dataDir: config.dataDir });
   const adminToken = resolveAdminToken(config);
+  const registry = createChainRegistry(config.chains, config.chainWallets);
   const storage = options.storage ?? (await openStorage(config));
   const applied = await migrateToLatest(storage.db);
   if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
@@ -48,12 +55,14 @@ export async function createGateway(options: {
     master,
     quoter: createQuoter({ rates: options.rates ?? createTableRateSource(config.rates), feeBps: config.quoteFeeBps }),
     authenticator: createApiKeyAuthenticator({ db: storage.db, master }),
+    chains: registry.deposits,
     adminToken,
+    webhookPolicy: webhookPolicyOf(config),
     version,
   };
-  const operator = createLocalOperator(context);
-  const server = await createHttpServer({ context, operator, logger });
-  const maintenance = startMaintenance({ db: storage.db, logger, idempotencyTtlHours: config.idempotencyTtlHours });
+  const operator = createLocalOperator({ ...context, secretOverlapHours: config.webhooks.secretOverlapHours });
+  const server = await createHttpServer({ context, operator, logger, chainStatuses: () => registry.chains.map((chain) => ({ name: chain.config.name, ...chain.status })) });
+  const workers = config.workers ? startWorkers(context, registry, logger) : undefined;
   let releaseDataDir: (() => void) | undefined;
 
   return {
@@ -70,10 +79,42 @@ export async function createGateway(options: {
       return url;
     },
     async close() {
-      maintenance.stop();
       await server.close();
+      await workers?.stop();
       releaseDataDir?.();
       if (!options.storage) await storage.close();
+    },
+  };
+}
+
+/** Production sends webhooks over HTTPS to public addresses only; development and tests anywhere. */
+export function webhookPolicyOf(config: Config): WebhookUrlPolicy {
+  return config.env === 'production' ? 'public-https' : 'any';
+}
+
+/** The background loops of one gateway process: webhook delivery and housekeeping. */
+function startWorkers(context: ApiContext, registry: ChainRegistry, logger: Logger): { stop(): Promise<void> } {
+  const { config, storage } = context;
+  const maintenance = startMaintenance({ db: storage.db, logger, idempotencyTtlHours: config.idempotencyTtlHours });
+  const watchers = registry.chains.map((runtime) => startEvmWatcher({ runtime, storage, logger: logger.child({ worker: 'chain' }) }));
+  const expiry = startPaymentExpiry({ db: storage.db, logger: logger.child({ worker: 'expiry' }) });
+  const dispatcher = startWebhookDispatcher({
+    storage,
+    master: context.master,
+    logger: logger.child({ worker: 'webhooks' }),
+    buildRequest: payCryptWebhookRequest,
+    policy: context.webhookPolicy,
+    timeoutMs: config.webhooks.timeoutMs,
+    timeScale: config.webhooks.timeScale,
+    concurrency: config.webhooks.concurrency,
+    endpointConcurrency: config.webhooks.endpointConcurrency,
+    leaseMs: config.webhooks.leaseMs,
+  });
+  return {
+    async stop() {
+      maintenance.stop();
+      await Promise.all([...watchers.map((watcher) => watcher.stop()), expiry.stop()]);
+      await dispatcher.stop();
     },
   };
 }
@@ -83,7 +124,7 @@ export async function openStorage(config: Config): Promise<Storage> {
   if (!config.databaseUrl) {
     const holder = readServerFile(config.dataDir);
     if (holder && holder.pid !== process.pid) {
-      throw new Error(`the data directory ${config.dataDir} is in use by the gateway process ${holder.pid} at ${holder.url}`);
+      throw new ConfigError(`the data directory ${config.dataDir} is in use by the gateway process ${holder.pid} at ${holder.url}`);
     }
   }
   return createStorage({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite'), poolSize: config.dbPoolSize });

@@ -1,5 +1,8 @@
 import type { ApiKeyAuthenticator } from '../core/api-keys.ts';
+import type { FastifyRequest } from 'fastify';
+import type { DepositChains } from '../core/deposits/deposit-chains.ts';
 import type { Quoter } from '../core/rates/quote.ts';
+import type { WebhookUrlPolicy } from '../core/webhooks/url-safety.ts';
 import type { Config } from '../internal/config.ts';
 import type { MasterKey } from '../internal/secrets.ts';
 import type { Storage } from '../storage/database.ts';
@@ -10,8 +13,12 @@ export type ApiContext = {
   storage: Storage;
   master: MasterKey;
   quoter: Quoter;
+  /** The configured chains payments can be paid on. */
+  chains: DepositChains;
   authenticator: ApiKeyAuthenticator;
   adminToken: string | undefined;
+  /** Production: HTTPS to public addresses only. Development and tests: any http(s) URL. */
+  webhookPolicy: WebhookUrlPolicy;
   version: string;
 };
 
@@ -22,4 +29,9 @@ declare module 'fastify' {
     /** The request body's exact text, for signatures and idempotency fingerprints. */
     rawBody?: string;
   }
+}
+
+/** The gateway's base URL as customers reach it: configured, or the host this request came to. */
+export function publicUrlOf(context: ApiContext, request: FastifyRequest): string {
+  return context.config.publicUrl ?? `${request.protocol}://${request.host}`;
 }

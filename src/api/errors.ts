@@ -5,6 +5,8 @@ import { PayCryptError, isPayCryptError } from '../internal/errors.ts';
 const unavailableErrnos = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
 /** PostgreSQL SQLSTATE classes 08 (connection), 57P (shutdown) and 53 (resources). */
 const unavailableSqlState = /^(08|57P|53)/;
+/** What `pg`, PGlite and Kysely say when the connection or the storage is gone (closed storage: shutting down). */
+const unavailableMessages = ['Connection terminated', 'is not queryable', 'PGlite is closed', 'driver has already been destroyed'];
 
 /**
  * Turns anything thrown while serving a request into a PayCryptError: the
@@ -32,7 +34,9 @@ export function toPayCryptError(error: unknown, log?: FastifyBaseLogger): PayCry
     log?.error({ err: error }, 'database unavailable');
     return new PayCryptError('service_unavailable', 'The service is temporarily unavailable; retry later', { cause: error });
   }
-  if (candidate?.message?.includes('Connection terminated') || candidate?.message?.includes('PGlite is closed')) {
+  // Note: a transaction whose connection died fails on its rollback with
+  // "Client has encountered a connection error and is not queryable".
+  if (unavailableMessages.some((text) => candidate?.message?.includes(text))) {
     log?.error({ err: error }, 'database unavailable');
     return new PayCryptError('service_unavailable', 'The service is temporarily unavailable; retry later', { cause: error });
   }

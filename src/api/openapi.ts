@@ -3,8 +3,23 @@ import type { RouteRegistry } from './route.ts';
 
 /** Builds the OpenAPI 3.1 document from the registered routes' own schemas. */
 export function buildOpenApiDocument(options: { registry: RouteRegistry; version: string; securitySchemes: Record<string, unknown> }) {
+  // Note: zod puts a schema that has an `id` (Payment, Error) in the converted
+  // schema's own `$defs` and refers to it as `#/$defs/…`; inside the OpenAPI
+  // document that pointer resolves from the document's root, where nothing is.
+  // Such schemas move to `components.schemas` and their refs follow them.
+  const components: Record<string, unknown> = {};
   const toSchema = (schema: z.ZodType, io: 'input' | 'output') => {
-    const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', unrepresentable: 'any', io }) as Record<string, unknown>;
+    const converted = z.toJSONSchema(schema, { target: 'draft-2020-12', unrepresentable: 'any', io }) as Record<string, unknown>;
+    const { $schema: _ignored, $defs, ...rest } = JSON.parse(JSON.stringify(converted).replaceAll('"#/$defs/', '"#/components/schemas/')) as Record<
+      string,
+      unknown
+    >;
+    for (const [id, definition] of Object.entries(($defs ?? {}) as Record<string, unknown>)) {
+      if (id in components && JSON.stringify(components[id]) !== JSON.stringify(definition)) {
+        throw new Error(`OpenAPI: the schema id ${id} names two different schemas (give its input and output forms their own ids)`);
+      }
+      components[id] = definition;
+    }
     return rest;
   };
 
@@ -58,7 +73,7 @@ export function buildOpenApiDocument(options: { registry: RouteRegistry; version
       version: options.version,
       description: 'Self-hosted crypto payment gateway. Amounts are exact: JSON numbers are read from their text and written as exact decimals.',
     },
-    components: { securitySchemes: options.securitySchemes },
+    components: { schemas: components, securitySchemes: options.securitySchemes },
     paths,
   };
 }

@@ -18,7 +18,14 @@ import { createRouteRegistry } from './route.ts';
  * The HTTP server: shared plumbing (request ids, exact JSON, body limit,
  * health, OpenAPI) and one plugin per API dialect under its own prefix.
  */
-export async function createHttpServer(options: { context: ApiContext; operator: Operator; logger: Logger }): Promise<FastifyInstance> {
+export type ChainHealth = { name: string; state: string; head: number | null; processed: number | null; error: string | null; updatedAt: Date };
+
+export async function createHttpServer(options: {
+  context: ApiContext;
+  operator: Operator;
+  logger: Logger;
+  chainStatuses?: () => ChainHealth[];
+}): Promise<FastifyInstance> {
   const { context } = options;
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
@@ -29,8 +36,9 @@ export async function createHttpServer(options: { context: ApiContext; operator:
   });
 
   // Note: every number in a request body keeps its exact text (no float), and
-  // the raw text is kept for signatures and idempotency fingerprints.
-  app.removeContentTypeParser(['application/json']);
+  // the raw text is kept for signatures and idempotency fingerprints. JSON is
+  // the only body type: anything else (text/plain included) is a 415.
+  app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
     request.rawBody = text;
@@ -52,11 +60,21 @@ export async function createHttpServer(options: { context: ApiContext; operator:
       .execute(context.storage.db)
       .then(() => 'ok' as const)
       .catch(() => 'unavailable' as const);
+    const chains = (options.chainStatuses?.() ?? []).map((chain) => ({
+      name: chain.name,
+      state: chain.state,
+      head: chain.head,
+      processed_block: chain.processed,
+      lag: chain.head !== null && chain.processed !== null ? chain.head - chain.processed : null,
+      error: chain.error,
+    }));
+    // Note: a degraded chain degrades the report but not the HTTP status: the API itself still serves.
+    const healthy = storage === 'ok' && chains.every((chain) => chain.state !== 'degraded');
     return reply.code(storage === 'ok' ? 200 : 503).send({
-      status: storage === 'ok' ? 'ok' : 'degraded',
+      status: healthy ? 'ok' : 'degraded',
       timestamp: new Date().toISOString(),
       version: context.version,
-      checks: { storage },
+      checks: { storage, ...(chains.length > 0 ? { chains } : {}) },
     });
   });
 

@@ -65,13 +65,20 @@ export function queryInteger(min: number, max: number) {
 /**
  * Parses `input` with `schema`, or throws `invalid_request` whose message
  * names the first problem and whose details list every missing field
- * (`missing_fields`, as the PayCrypt docs show) and every invalid one.
+ * (`missing_fields`, as the PayCrypt docs show) and every invalid one. A path
+ * parameter that does not parse is `resource_not_found` instead.
  */
 export function parseOrThrow<T extends z.ZodType>(schema: T, input: unknown, where: 'body' | 'query' | 'path'): z.output<T> {
-  const result = schema.safeParse(input);
+  const result = schema.safeParse(input, { error: jsonTypeError });
   if (result.success) return result.data;
 
-  if (where === 'body' && (input === null || typeof input !== 'object' || Array.isArray(input))) {
+  // Note: a path names a resource; a path parameter that cannot name one names
+  // nothing, so it is not found (as an id of another merchant's payment is).
+  if (where === 'path') {
+    const issue = result.error.issues[0];
+    throw new PayCryptError('resource_not_found', `Not found: invalid ${issue?.path.join('.') || 'path'} (${issue?.message})`);
+  }
+  if (where === 'body' && (input === null || typeof input !== 'object' || Array.isArray(input) || isJsonNumber(input))) {
     throw new PayCryptError('invalid_request', 'Request body must be a JSON object');
   }
   const missing: string[] = [];
@@ -98,6 +105,12 @@ export function parseOrThrow<T extends z.ZodType>(schema: T, input: unknown, whe
   });
 }
 
+/** Note: a JSON number arrives as a `JsonNumber` object; a type error names it `number`, as the client sent it. */
+function jsonTypeError(issue: z.core.$ZodRawIssue): string | undefined {
+  if (issue.code === 'invalid_type' && isJsonNumber(issue.input)) return `Invalid input: expected ${issue.expected}, received number`;
+  return undefined;
+}
+
 function valueAt(input: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   let value = input;
   for (const key of path) {
@@ -105,4 +118,20 @@ function valueAt(input: unknown, path: ReadonlyArray<PropertyKey>): unknown {
     value = Object.hasOwn(value, key) ? (value as Record<PropertyKey, unknown>)[key] : undefined;
   }
   return value;
+}
+
+/** A JSON integer (never a string) within bounds. */
+export function jsonInteger(min: number, max: number, description: string) {
+  return z
+    .custom<JsonNumber>((value) => isJsonNumber(value), { message: 'expected a number' })
+    .transform((value, ctx): number => {
+      const text = value.toString();
+      const number = Number(text);
+      if (!/^-?\d+$/.test(text) || number < min || number > max) {
+        ctx.addIssue({ code: 'custom', message: `expected a whole number from ${min} to ${max}` });
+        return z.NEVER;
+      }
+      return number;
+    })
+    .meta({ type: 'integer', minimum: min, maximum: max, description });
 }

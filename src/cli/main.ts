@@ -1,6 +1,8 @@
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLocalOperator, type Operator, paymentActions, type PaymentAction } from '../api/admin/operator.ts';
-import { createGateway, openStorage, readServerFile, resolveAdminToken } from '../gateway.ts';
+import { startDevEnvironment } from '../dev/dev-environment.ts';
+import { createGateway, openStorage, readServerFile, resolveAdminToken, webhookPolicyOf } from '../gateway.ts';
 import { ConfigError, type Config, loadConfig } from '../internal/config.ts';
 import { isPayCryptError } from '../internal/errors.ts';
 import { createLogger } from '../internal/logger.ts';
@@ -12,6 +14,8 @@ const usage = `Usage: paycrypt <command> [options]
 
 Gateway:
   serve                                   Start the gateway (HTTP API, workers)
+  dev [--data-dir DIR] [--port N]         A local chain (anvil) with test tokens, the gateway
+                                          watching it, a demo merchant; prints one JSON line
   migrate                                 Apply database migrations and exit
 
 Merchants and API keys:
@@ -23,6 +27,16 @@ Merchants and API keys:
 
 Payments (operator actions):
   payments approve|reject|complete|fail|cancel PAYMENT_ID [--reason TEXT] [--json]
+
+Webhooks:
+  webhooks set --merchant ID --url URL [--secret S] [--events a,b] [--json]
+                                          Enable webhooks to URL (secret generated if none)
+  webhooks show --merchant ID [--json]    Settings, secret masked
+  webhooks disable --merchant ID [--json]
+  webhooks rotate --merchant ID [--overlap-hours N] [--json]
+                                          New secret; the old one signs alongside for N hours
+  webhooks redeliver --merchant ID (EVENT_ID | --from DATE --to DATE) [--json]
+                                          One event again, or every failed one in a range
 
 Settings come from the environment (see README). With embedded storage and a
 gateway running on the same data directory, commands go through its admin API.
@@ -38,7 +52,15 @@ async function main(argv: string[]): Promise<number> {
       name: { type: 'string' },
       merchant: { type: 'string' },
       reason: { type: 'string' },
+      url: { type: 'string' },
+      secret: { type: 'string' },
+      events: { type: 'string' },
+      'overlap-hours': { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
       json: { type: 'boolean', default: false },
+      'data-dir': { type: 'string' },
+      port: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -47,6 +69,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage);
     return command || values.help ? 0 : 1;
   }
+  if (command === 'dev') return dev({ dataDir: values['data-dir'], port: values.port });
   const config = loadConfig();
   const output: Output = { json: values.json };
 
@@ -118,23 +141,92 @@ async function main(argv: string[]): Promise<number> {
         print(output, changed, () => `Payment ${changed.id} (${changed.transaction_id}) is now ${changed.status}.`);
         return 0;
       });
+    case 'webhooks':
+      return withOperator(config, async (operator) => {
+        const merchantId = Number(values.merchant);
+        if (!values.merchant || !Number.isSafeInteger(merchantId) || merchantId < 1) return fail(`webhooks ${subcommand ?? ''} needs --merchant ID`);
+        const show = (settings: Awaited<ReturnType<Operator['showWebhook']>>) =>
+          print(output, settings, () =>
+            settings.url === null
+              ? 'Webhooks are not set up.'
+              : [
+                  `Webhooks ${settings.enabled ? 'enabled' : 'disabled'}: ${settings.url}`,
+                  `  events: ${settings.events?.join(', ') ?? 'all'}`,
+                  `  secret: ${settings.secret}`,
+                  ...(settings.secret_rotation ? [`  previous secret signs until ${settings.secret_rotation.previous_secret_expires_at}`] : []),
+                ].join('\n'),
+          );
+        switch (subcommand) {
+          case 'set':
+            if (!values.url) return fail('webhooks set needs --url URL');
+            show(
+              await operator.setWebhook(merchantId, {
+                url: values.url,
+                enabled: true,
+                secret: values.secret,
+                events: values.events?.split(',').map((type) => type.trim()).filter(Boolean),
+              }),
+            );
+            return 0;
+          case 'show':
+            show(await operator.showWebhook(merchantId));
+            return 0;
+          case 'disable':
+            show(await operator.disableWebhook(merchantId));
+            return 0;
+          case 'rotate': {
+            const overlap = values['overlap-hours'];
+            if (overlap !== undefined && !/^\d{1,3}$/.test(overlap)) return fail('--overlap-hours must be a whole number of hours');
+            show(await operator.rotateWebhookSecret(merchantId, overlap === undefined ? undefined : Number(overlap)));
+            return 0;
+          }
+          case 'redeliver': {
+            let redeliverTarget: { eventId: string } | { from: Date; until: Date };
+            if (target !== undefined) redeliverTarget = { eventId: target };
+            else {
+              const from = values.from ? new Date(values.from) : undefined;
+              const until = values.to ? new Date(values.to) : undefined;
+              if (!from || !until || Number.isNaN(from.getTime()) || Number.isNaN(until.getTime())) return fail('webhooks redeliver needs EVENT_ID or --from DATE --to DATE');
+              redeliverTarget = { from, until };
+            }
+            const result = await operator.redeliver(merchantId, redeliverTarget);
+            print(output, result, () => (result.event_ids.length > 0 ? `Queued again: ${result.event_ids.join(', ')}` : 'Nothing to redeliver.'));
+            return 0;
+          }
+          default:
+            return fail('webhooks needs one of: set, show, disable, rotate, redeliver');
+        }
+      });
     default:
       return fail(`unknown command: ${command}\n\n${usage}`);
   }
+}
+
+async function dev(options: { dataDir: string | undefined; port: string | undefined }): Promise<number> {
+  if (options.port !== undefined && !/^\d{1,5}$/.test(options.port)) return fail('--port must be a port number');
+  const environment = await startDevEnvironment({
+    ...(options.dataDir ? { dataDir: path.resolve(options.dataDir) } : {}),
+    ...(options.port ? { port: Number(options.port) } : {}),
+  });
+  process.stdout.write(`${JSON.stringify(environment.info)}\n`);
+  await untilSignal();
+  await environment.stop();
+  return 0;
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
 }
 
 async function serve(config: Config): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
   const gateway = await createGateway({ config, logger });
   await gateway.listen();
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'shutting down');
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  logger.info({ signal: await untilSignal() }, 'shutting down');
   await gateway.close();
   return 0;
 }
@@ -153,7 +245,14 @@ async function withOperator(config: Config, run: (operator: Operator) => Promise
   const storage = await openStorage(config);
   try {
     await migrateToLatest(storage.db);
-    return await run(createLocalOperator({ storage, master: loadMasterKey({ masterKeyHex: config.masterKeyHex, dataDir: config.dataDir }) }));
+    return await run(
+      createLocalOperator({
+        storage,
+        master: loadMasterKey({ masterKeyHex: config.masterKeyHex, dataDir: config.dataDir }),
+        webhookPolicy: webhookPolicyOf(config),
+        secretOverlapHours: config.webhooks.secretOverlapHours,
+      }),
+    );
   } finally {
     await storage.close();
   }
@@ -173,6 +272,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
+    // Note: a mistyped or incomplete option is a usage error, not a crash.
+    if (String((error as NodeJS.ErrnoException)?.code).startsWith('ERR_PARSE_ARGS')) {
+      process.exitCode = fail(`${(error as Error).message}\n\n${usage}`);
+      return;
+    }
     if (error instanceof ConfigError) process.stderr.write(`paycrypt: ${error.message}\n`);
     else if (isPayCryptError(error)) process.stderr.write(`paycrypt: ${error.message} (${error.code})\n`);
     else process.stderr.write(`paycrypt: ${(error as Error)?.stack ?? String(error)}\n`);

@@ -3,7 +3,7 @@ import { type ErrorCode, PayCryptError, errorStatus } from '../internal/errors.t
 
 /** The operator actions through a running gateway's admin API, for when the CLI must not open the database itself. */
 export function createRemoteOperator(options: { url: string; token: string }): Operator {
-  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async function call<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
     let response: Response;
     try {
       response = await fetch(`${options.url}/admin/v1${path}`, {
@@ -29,5 +29,16 @@ export function createRemoteOperator(options: { url: string; token: string }): O
     listKeys: async (merchantId) => (await call<{ data: Awaited<ReturnType<Operator['listKeys']>> }>('GET', `/merchants/${merchantId}/keys`)).data,
     revokeKey: (keyId) => call('POST', `/keys/${encodeURIComponent(keyId)}/revoke`),
     actOnPayment: (payment, action, reason) => call('POST', `/payments/${encodeURIComponent(String(payment))}/${action}`, reason === undefined ? {} : { reason }),
+    showWebhook: (merchantId) => call('GET', `/merchants/${merchantId}/webhook_settings`),
+    setWebhook: (merchantId, input) => call('PUT', `/merchants/${merchantId}/webhook_settings`, input),
+    disableWebhook: (merchantId) => call('POST', `/merchants/${merchantId}/webhook_settings/disable`),
+    rotateWebhookSecret: (merchantId, overlapHours) =>
+      call('POST', `/merchants/${merchantId}/webhook_settings/rotate_secret`, overlapHours === undefined ? {} : { overlap_hours: overlapHours }),
+    redeliver: (merchantId, target) =>
+      call(
+        'POST',
+        `/merchants/${merchantId}/redeliver`,
+        'eventId' in target ? { event_id: target.eventId } : { from_date: target.from.toISOString(), to_date: target.until.toISOString() },
+      ),
   };
 }

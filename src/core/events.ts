@@ -1,10 +1,13 @@
 import { createId } from '../internal/ids.ts';
-import type { Transaction } from '../storage/database.ts';
+import { PayCryptError } from '../internal/errors.ts';
+import type { Db, Transaction } from '../storage/database.ts';
+import { enqueueDeliveries } from './webhooks/delivery-queue.ts';
 
 /**
  * The outbox: every state change appends its event in the transaction that
  * makes the change, so a change is never announced without happening, nor
- * happens without being announced. Workers carry events out.
+ * happens without being announced. The same transaction queues the event's
+ * webhook deliveries; the dispatcher carries them out.
  */
 export type EventRecord = {
   id: string;
@@ -20,7 +23,7 @@ export async function appendEvent(
   event: { merchantId: number; paymentId: number | null; type: string; data: unknown; at: Date },
 ): Promise<EventRecord> {
   const id = createId('evt');
-  await trx
+  const { seq } = await trx
     .insertInto('events')
     .values({
       id,
@@ -30,6 +33,40 @@ export async function appendEvent(
       data: JSON.stringify(event.data),
       created_at: event.at,
     })
-    .execute();
+    .returning('seq')
+    .executeTakeFirstOrThrow();
+  await enqueueDeliveries(trx, { id, seq, merchantId: event.merchantId, paymentId: event.paymentId, type: event.type, at: event.at });
   return { id, merchantId: event.merchantId, paymentId: event.paymentId, type: event.type, data: event.data, createdAt: event.at };
+}
+
+export type EventPage = { events: EventRecord[]; hasMore: boolean };
+
+/**
+ * A merchant's events, newest first, by cursor: `startingAfter` is the id of
+ * the last event of the previous page. Stable under concurrent appends,
+ * unlike offsets.
+ */
+export async function listEvents(
+  db: Db,
+  input: { merchantId: number; limit: number; startingAfter?: string | undefined; type?: string | undefined; paymentId?: number | undefined },
+): Promise<EventPage> {
+  let query = db.selectFrom('events').selectAll().where('merchant_id', '=', input.merchantId);
+  if (input.startingAfter !== undefined) {
+    const cursor = await db.selectFrom('events').select('seq').where('id', '=', input.startingAfter).where('merchant_id', '=', input.merchantId).executeTakeFirst();
+    if (!cursor) throw new PayCryptError('invalid_request', `starting_after names no event: ${input.startingAfter}`, { details: { field: 'starting_after' } });
+    query = query.where('seq', '<', cursor.seq);
+  }
+  if (input.type !== undefined) query = query.where('type', '=', input.type);
+  if (input.paymentId !== undefined) query = query.where('payment_id', '=', input.paymentId);
+  const rows = await query.orderBy('seq', 'desc').limit(input.limit + 1).execute();
+  return { events: rows.slice(0, input.limit).map(eventFromRow), hasMore: rows.length > input.limit };
+}
+
+export async function findEvent(db: Db, input: { merchantId: number; eventId: string }): Promise<EventRecord | undefined> {
+  const row = await db.selectFrom('events').selectAll().where('id', '=', input.eventId).where('merchant_id', '=', input.merchantId).executeTakeFirst();
+  return row && eventFromRow(row);
+}
+
+function eventFromRow(row: { id: string; merchant_id: number; payment_id: number | null; type: string; data: unknown; created_at: Date }): EventRecord {
+  return { id: row.id, merchantId: row.merchant_id, paymentId: row.payment_id, type: row.type, data: row.data, createdAt: row.created_at };
 }

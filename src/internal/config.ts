@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { type ChainConfig, ChainConfigError, loadChainConfig } from '../chains/chain-config.ts';
+import type { ChainWallets } from '../chains/registry.ts';
 import { parseDecimal } from './decimal.ts';
 
 /**
@@ -12,7 +14,7 @@ const integer = (min: number, max: number) =>
     .string()
     .regex(/^\d+$/, `expected a whole number from ${min} to ${max}`)
     .transform(Number)
-    .pipe(z.number().int().min(min, `expected a whole number from ${min} to ${max}`).max(max, `expected a whole number from ${min} to ${max}`));
+    .pipe(z.number().min(min, `expected a whole number from ${min} to ${max}`).max(max, `expected a whole number from ${min} to ${max}`));
 
 const decimalText = z.string().refine((text) => {
   const value = parseDecimal(text);
@@ -52,6 +54,23 @@ const envSchema = z.object({
   PAYCRYPT_IDEMPOTENCY_TTL_HOURS: integer(24, 24 * 90).default(48),
   PAYCRYPT_QUOTE_FEE_BPS: integer(0, 9999).default(50),
   PAYCRYPT_RATES: ratesTable.optional(),
+  PAYCRYPT_WORKERS: z.enum(['on', 'off']).default('on'),
+  PAYCRYPT_PUBLIC_URL: z
+    .string()
+    .regex(/^https?:\/\/[^/?#]+(\/[^?#]*)?$/, 'expected the http(s) base URL customers reach the gateway at, e.g. https://pay.example.com')
+    .transform((url) => url.replace(/\/+$/, ''))
+    .optional(),
+  PAYCRYPT_WEBHOOK_TIMEOUT_MS: integer(100, 120_000).default(10_000),
+  PAYCRYPT_WEBHOOK_TIME_SCALE: z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'expected a positive decimal number such as 1 or 0.001')
+    .transform(Number)
+    .pipe(z.number().positive('expected a positive decimal number such as 1 or 0.001').max(1000))
+    .default(1),
+  PAYCRYPT_WEBHOOK_CONCURRENCY: integer(1, 1000).default(64),
+  PAYCRYPT_WEBHOOK_ENDPOINT_CONCURRENCY: integer(1, 1000).default(16),
+  PAYCRYPT_WEBHOOK_SECRET_OVERLAP_HOURS: integer(0, 24 * 30).default(24),
+  PAYCRYPT_WEBHOOK_LEASE_MS: integer(1_100, 24 * 3_600_000).optional(),
 });
 
 export type Config = {
@@ -70,6 +89,27 @@ export type Config = {
   quoteFeeBps: number;
   /** USD value of one unit of each currency, fiat or crypto, as exact decimal text. */
   rates: Record<string, string>;
+  /** Base URL of the gateway as customers reach it (checkout links); by default the request's own host. */
+  publicUrl: string | undefined;
+  /** Whether this process runs the background workers (chain watchers, webhook dispatcher, expiry, housekeeping). */
+  workers: boolean;
+  /** Chains payments can be paid on (`PAYCRYPT_CHAINS` or `PAYCRYPT_CHAINS_FILE`), and their wallets. */
+  chains: ChainConfig[];
+  chainWallets: ChainWallets;
+  webhooks: {
+    timeoutMs: number;
+    /** Multiplies the retry schedule (1 = as documented); tests shrink it. */
+    timeScale: number;
+    concurrency: number;
+    endpointConcurrency: number;
+    secretOverlapHours: number;
+    /**
+     * How long a claimed delivery stays with the process that claimed it; if
+     * that process dies mid-attempt, another retries it once this runs out.
+     * At least the timeout plus 1 s, so a live attempt is never sent twice.
+     */
+    leaseMs: number;
+  };
 };
 
 export class ConfigError extends Error {
@@ -85,11 +125,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       const variable = String(issue.path[0] ?? '');
       const got = present[variable];
       const shown = variable.includes('KEY') || variable.includes('TOKEN') || variable.includes('DATABASE_URL') ? '' : ` (got ${JSON.stringify(got)})`;
-      return `  ${variable}: ${issue.message}${got === undefined ? '' : shown}`;
+      // Note: a bad entry inside a JSON variable is named, and a bad record key says what a key must look like.
+      const message = issue.code === 'invalid_key' ? issue.issues.map((inner) => inner.message).join('; ') : issue.message;
+      const entry = issue.path.length > 1 ? `, entry ${JSON.stringify(issue.path.slice(1).join('.'))}` : '';
+      return `  ${variable}${entry}: ${message}${got === undefined ? '' : shown}`;
     });
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const value = parsed.data;
+  const { chains, chainWallets } = loadChains(present);
+  const leaseMs = value.PAYCRYPT_WEBHOOK_LEASE_MS ?? value.PAYCRYPT_WEBHOOK_TIMEOUT_MS + 30_000;
+  if (leaseMs < value.PAYCRYPT_WEBHOOK_TIMEOUT_MS + 1_000) {
+    throw new ConfigError(
+      `Invalid configuration:\n  PAYCRYPT_WEBHOOK_LEASE_MS: expected at least PAYCRYPT_WEBHOOK_TIMEOUT_MS + 1000 (${value.PAYCRYPT_WEBHOOK_TIMEOUT_MS + 1_000}) (got "${leaseMs}")`,
+    );
+  }
   if (value.NODE_ENV === 'production' && !value.PAYCRYPT_MASTER_KEY) {
     throw new ConfigError(
       'Invalid configuration:\n  PAYCRYPT_MASTER_KEY: required when NODE_ENV=production (64 hex characters; generate one with `openssl rand -hex 32`)',
@@ -110,5 +160,38 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     idempotencyTtlHours: value.PAYCRYPT_IDEMPOTENCY_TTL_HOURS,
     quoteFeeBps: value.PAYCRYPT_QUOTE_FEE_BPS,
     rates: value.PAYCRYPT_RATES ?? {},
+    publicUrl: value.PAYCRYPT_PUBLIC_URL,
+    workers: value.PAYCRYPT_WORKERS === 'on',
+    chains,
+    chainWallets,
+    webhooks: {
+      timeoutMs: value.PAYCRYPT_WEBHOOK_TIMEOUT_MS,
+      timeScale: value.PAYCRYPT_WEBHOOK_TIME_SCALE,
+      concurrency: value.PAYCRYPT_WEBHOOK_CONCURRENCY,
+      endpointConcurrency: value.PAYCRYPT_WEBHOOK_ENDPOINT_CONCURRENCY,
+      secretOverlapHours: value.PAYCRYPT_WEBHOOK_SECRET_OVERLAP_HOURS,
+      leaseMs,
+    },
   };
+}
+
+function loadChains(env: Record<string, string | undefined>): { chains: ChainConfig[]; chainWallets: ChainWallets } {
+  try {
+    const chains = loadChainConfig(env);
+    const chainWallets: ChainWallets = {};
+    for (const chain of chains) {
+      if ('xpub' in chain.addresses) {
+        chainWallets[chain.name] = { xpub: chain.addresses.xpub };
+        continue;
+      }
+      const variable = chain.addresses.mnemonic_env;
+      const mnemonic = env[variable];
+      if (!mnemonic) throw new ChainConfigError(`Invalid configuration:\n  ${variable}: required by chain ${chain.name} (its wallet mnemonic)`);
+      chainWallets[chain.name] = { mnemonic };
+    }
+    return { chains, chainWallets };
+  } catch (error) {
+    if (error instanceof ChainConfigError) throw new ConfigError(error.message);
+    throw error;
+  }
 }

@@ -13,8 +13,25 @@ export type Transaction = KyselyTransaction<Database>;
 export type Storage = {
   db: Db;
   kind: 'postgres' | 'pglite';
+  /**
+   * Calls `onNotify` on each `NOTIFY channel` (sent when the notifying
+   * transaction commits). Returns the function that stops listening. A lost
+   * listening connection is re-opened; notifications sent meanwhile are lost,
+   * so listeners also poll.
+   */
+  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
+  /**
+   * Takes the named leadership lock if no other process holds it (a
+   * PostgreSQL session advisory lock on a connection of its own). `lost`
+   * resolves if that connection drops, so the holder stops acting as leader;
+   * the lock is then free for another process. Embedded PGlite admits one
+   * process, which always gets it.
+   */
+  tryLock(name: string): Promise<LeaderLock | undefined>;
   close(): Promise<void>;
 };
+
+export type LeaderLock = { lost: Promise<void>; release(): Promise<void> };
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
@@ -42,11 +59,21 @@ export async function createStorage(options: {
           oid === INT8_OID ? Number : oid === NUMERIC_OID ? (value: string) => value : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
     });
-    // Note: an idle client that loses its server emits 'error'; without a
-    // listener that would crash the process. The next query reconnects.
+    // Note: a client that loses its server emits 'error'; without a listener
+    // that would crash the process. The pool listens on idle clients only, so
+    // each client gets its own listener for while it is checked out (mid-
+    // transaction): its queries fail, and the pool drops it on release. The
+    // next query reconnects.
     pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { db, kind: 'postgres', close: () => db.destroy() };
+    return {
+      db,
+      kind: 'postgres',
+      listen: (channel, onNotify) => listenPostgres(options.databaseUrl!, channel, onNotify),
+      tryLock: (name) => tryAdvisoryLock(options.databaseUrl!, name),
+      close: () => db.destroy(),
+    };
   }
 
   const dataDir = options.dataDir ?? 'memory://';
@@ -58,5 +85,77 @@ export async function createStorage(options: {
     },
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: createPglitePool(pglite) }) });
-  return { db, kind: 'pglite', close: () => db.destroy() };
+  return {
+    db,
+    kind: 'pglite',
+    async listen(channel, onNotify) {
+      const unsubscribe = await pglite.listen(channel, onNotify);
+      return async () => {
+        if (!pglite.closed) await unsubscribe();
+      };
+    },
+    async tryLock() {
+      let release!: () => void;
+      const lost = new Promise<void>((resolve) => (release = resolve));
+      return { lost, release: async () => release() };
+    },
+    close: () => db.destroy(),
+  };
+}
+
+async function tryAdvisoryLock(connectionString: string, name: string): Promise<LeaderLock | undefined> {
+  const client = new pg.Client({ connectionString });
+  let markLost!: () => void;
+  const lost = new Promise<void>((resolve) => (markLost = resolve));
+  client.on('error', () => markLost());
+  client.on('end', () => markLost());
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [name]);
+    if (!rows[0]?.locked) {
+      await client.end();
+      return undefined;
+    }
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw error;
+  }
+  return {
+    lost,
+    async release() {
+      // Note: ending the session releases its advisory locks.
+      await client.end().catch(() => {});
+    },
+  };
+}
+
+/** LISTEN on a dedicated connection, re-opened after a second when it drops. */
+async function listenPostgres(connectionString: string, channel: string, onNotify: () => void): Promise<() => Promise<void>> {
+  let client: pg.Client | undefined;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  const connect = async () => {
+    const next = new pg.Client({ connectionString });
+    next.on('notification', onNotify);
+    next.on('error', () => {
+      next.end().catch(() => {});
+      if (!stopped) retry = setTimeout(() => void connect().catch(() => {}), 1_000);
+    });
+    try {
+      await next.connect();
+      await next.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      client = next;
+      // Note: anything sent while the connection was down is caught by polling; wake once to look.
+      onNotify();
+    } catch {
+      await next.end().catch(() => {});
+      if (!stopped) retry = setTimeout(() => void connect().catch(() => {}), 1_000);
+    }
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    await client?.end().catch(() => {});
+  };
 }

@@ -52,6 +52,64 @@ export interface PaymentTable {
   description: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+  /** The chain the payment is watched on, and its own deposit address there. */
+  chain: ColumnType<string | null, string | null | undefined, string | null>;
+  address: ColumnType<string | null, string | null | undefined, string | null>;
+  expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  required_confirmations: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Crypto base units received with enough confirmations / seen at all (not removed by a reorg). */
+  amount_paid: ColumnType<string, string | undefined, string>;
+  amount_detected: ColumnType<string, string | undefined, string>;
+  settlement: ColumnType<Settlement, Settlement | undefined, Settlement>;
+}
+
+export type Settlement = 'none' | 'awaiting_payment' | 'detected' | 'underpaid' | 'paid' | 'overpaid' | 'expired';
+
+export interface AddressCounterTable {
+  chain: string;
+  next_index: number;
+}
+
+export interface DepositAddressTable {
+  chain: string;
+  address: string;
+  derivation_index: number;
+  merchant_id: number;
+  payment_id: number | null;
+  created_at: Timestamp;
+}
+
+export interface ChainCursorTable {
+  chain: string;
+  block_number: number;
+  block_hash: string;
+  updated_at: Timestamp;
+}
+
+export interface ChainBlockTable {
+  chain: string;
+  number: number;
+  hash: string;
+  parent_hash: string;
+}
+
+export interface ChainTransferTable {
+  id: Generated<number>;
+  chain: string;
+  tx_hash: string;
+  /** The log's index for a token transfer; -1 for a native transfer. */
+  log_index: number;
+  block_number: number;
+  block_hash: string;
+  from_address: string | null;
+  to_address: string;
+  asset: string;
+  amount: Numeric;
+  payment_id: number | null;
+  state: 'detected' | 'confirmed' | 'removed';
+  confirmations: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
 }
 
 export interface EventTable {
@@ -73,10 +131,61 @@ export interface IdempotencyKeyTable {
   created_at: Timestamp;
 }
 
+export interface WebhookEndpointTable {
+  id: string;
+  merchant_id: number;
+  url: string;
+  enabled: boolean;
+  /** Event types sent to the endpoint, as a JSON array; null sends every type. */
+  event_types: ColumnType<string[] | null, string | null, string | null>;
+  secret_sealed: string;
+  previous_secret_sealed: string | null;
+  previous_secret_expires_at: Date | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface WebhookDeliveryTable {
+  id: string;
+  event_id: string;
+  event_seq: number;
+  merchant_id: number;
+  endpoint_id: string | null;
+  payment_id: number | null;
+  state: 'pending' | 'succeeded' | 'failed';
+  attempts: Generated<number>;
+  next_attempt_at: Timestamp;
+  locked_until: Date | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  completed_at: Date | null;
+}
+
+export interface WebhookAttemptTable {
+  id: Generated<number>;
+  delivery_id: string;
+  attempt: number;
+  url: string;
+  started_at: Date;
+  duration_ms: number;
+  status_code: number | null;
+  response_excerpt: string | null;
+  error: string | null;
+}
+
 export interface Database {
   merchants: MerchantTable;
   api_keys: ApiKeyTable;
   payments: PaymentTable;
   events: EventTable;
   idempotency_keys: IdempotencyKeyTable;
+  webhook_endpoints: WebhookEndpointTable;
+  webhook_deliveries: WebhookDeliveryTable;
+  webhook_attempts: WebhookAttemptTable;
+  address_counters: AddressCounterTable;
+  deposit_addresses: DepositAddressTable;
+  chain_cursors: ChainCursorTable;
+  chain_blocks: ChainBlockTable;
+  chain_transfers: ChainTransferTable;
 }

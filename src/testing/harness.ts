@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { createGateway, type Gateway } from '../gateway.ts';
 import { loadConfig } from '../internal/config.ts';
 import { createLogger } from '../internal/logger.ts';
@@ -30,7 +31,12 @@ export type TestResponse = { status: number; headers: Headers; text: string; jso
 
 export const testAdminToken = 'test-admin-token-0123456789abcdef';
 
-export async function startTestGateway(env: Record<string, string> = {}): Promise<TestGateway> {
+/**
+ * Starts a gateway. `options.storage` makes it use that storage (which it then
+ * leaves open), so that several gateways, one after the other or side by
+ * side, work on the same embedded database.
+ */
+export async function startTestGateway(env: Record<string, string> = {}, options: { storage?: Storage } = {}): Promise<TestGateway> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paycrypt-test-'));
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -44,7 +50,8 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
     ...env,
   });
   // Note: PGlite in memory rather than in the data directory: same engine, faster set-up.
-  const storage = config.databaseUrl ? undefined : await createStorage({ dataDir: 'memory://' });
+  const ownStorage = options.storage || config.databaseUrl ? undefined : await createStorage({ dataDir: 'memory://' });
+  const storage = options.storage ?? ownStorage;
   const gateway = await createGateway({ config, logger: createLogger({ level: config.logLevel }), ...(storage ? { storage } : {}) });
   const url = await gateway.listen();
 
@@ -68,7 +75,7 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
   return {
     async close() {
       await gateway.close();
-      await storage?.close();
+      await ownStorage?.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
     gateway,
@@ -89,4 +96,40 @@ export async function openTestStorage(): Promise<Storage> {
   const storage = await createStorage(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : { dataDir: 'memory://' });
   await migrateToLatest(storage.db);
   return storage;
+}
+
+/**
+ * A PostgreSQL database of its own on the server of `DATABASE_URL`, dropped by
+ * `drop()`; undefined without `DATABASE_URL`.
+ *
+ * @dev Every webhook dispatcher on a database works its whole delivery queue.
+ * Tests of delivery itself (retry timing, timeouts, concurrency limits) use a
+ * database of their own, so that gateways of other test files, with other
+ * settings, do not take part in their deliveries, nor they in others'.
+ */
+export async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> } | undefined> {
+  const shared = process.env.DATABASE_URL;
+  if (!shared) return undefined;
+  const name = `paycrypt_test_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = new pg.Client({ connectionString: shared });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(shared);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: shared });
+      await client.connect();
+      try {
+        await client.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
 }

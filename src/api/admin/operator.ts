@@ -2,7 +2,17 @@ import { issueApiKey, listApiKeys, revokeApiKey, type ApiKey } from '../../core/
 import { createMerchant, listMerchants, requireMerchant, type Merchant } from '../../core/merchants.ts';
 import type { PaymentStatus } from '../../core/payments/payment.ts';
 import { transitionPayment } from '../../core/payments/transitions.ts';
+import { redeliverEvent, redeliverFailed } from '../../core/webhooks/delivery-queue.ts';
+import {
+  findWebhookEndpoint,
+  putWebhookSettings,
+  rotateWebhookSecret,
+  setWebhookEnabled,
+  type WebhookSettingsInput,
+} from '../../core/webhooks/endpoints.ts';
+import type { WebhookUrlPolicy } from '../../core/webhooks/url-safety.ts';
 import type { MasterKey } from '../../internal/secrets.ts';
+import { renderWebhookSettings } from '../paycrypt/webhooks/views.ts';
 import type { Storage } from '../../storage/database.ts';
 import { isoSeconds, renderPayment } from '../paycrypt/render.ts';
 
@@ -18,7 +28,14 @@ export type Operator = {
   listKeys(merchantId: number): Promise<KeyView[]>;
   revokeKey(keyId: string): Promise<KeyView>;
   actOnPayment(payment: number | string, action: PaymentAction, reason?: string): Promise<ReturnType<typeof renderPayment> & { merchant_id: number }>;
+  showWebhook(merchantId: number): Promise<WebhookSettingsView>;
+  setWebhook(merchantId: number, input: WebhookSettingsInput): Promise<WebhookSettingsView>;
+  disableWebhook(merchantId: number): Promise<WebhookSettingsView>;
+  rotateWebhookSecret(merchantId: number, overlapHours?: number): Promise<WebhookSettingsView>;
+  redeliver(merchantId: number, target: { eventId: string } | { from: Date; until: Date }): Promise<{ event_ids: string[] }>;
 };
+
+export type WebhookSettingsView = ReturnType<typeof renderWebhookSettings>;
 
 export const paymentActions = { approve: 'approved', reject: 'rejected', complete: 'completed', fail: 'failed', cancel: 'cancelled' } as const satisfies Record<
   string,
@@ -31,7 +48,7 @@ export type KeyView = { key_id: string; merchant_id: number; prefix: string; cre
 export type CreatedKeyView = KeyView & { api_key: string; api_secret: string };
 export type CreatedMerchantView = MerchantView & { key_id: string; api_key: string; api_secret: string };
 
-export function createLocalOperator(context: { storage: Storage; master: MasterKey }): Operator {
+export function createLocalOperator(context: { storage: Storage; master: MasterKey; webhookPolicy: WebhookUrlPolicy; secretOverlapHours: number }): Operator {
   const { db } = context.storage;
   return {
     async createMerchant(input) {
@@ -56,6 +73,29 @@ export function createLocalOperator(context: { storage: Storage; master: MasterK
     async actOnPayment(payment, action, reason) {
       const changed = await db.transaction().execute((trx) => transitionPayment(trx, { payment, to: paymentActions[action], reason }));
       return { ...renderPayment(changed), merchant_id: changed.merchantId };
+    },
+    async showWebhook(merchantId) {
+      await requireMerchant(db, merchantId);
+      return renderWebhookSettings(await findWebhookEndpoint(db, context.master, merchantId), { revealSecret: false });
+    },
+    async setWebhook(merchantId, input) {
+      await requireMerchant(db, merchantId);
+      const { endpoint, secretChanged } = await putWebhookSettings(db, context.master, { merchantId, policy: context.webhookPolicy, ...input });
+      return renderWebhookSettings(endpoint, { revealSecret: secretChanged });
+    },
+    async disableWebhook(merchantId) {
+      return renderWebhookSettings(await setWebhookEnabled(db, context.master, { merchantId, enabled: false }), { revealSecret: false });
+    },
+    async rotateWebhookSecret(merchantId, overlapHours) {
+      const overlapMs = (overlapHours ?? context.secretOverlapHours) * 3_600_000;
+      return renderWebhookSettings(await rotateWebhookSecret(db, context.master, { merchantId, overlapMs }), { revealSecret: true });
+    },
+    async redeliver(merchantId, target) {
+      if ('eventId' in target) {
+        await redeliverEvent(db, { merchantId, eventId: target.eventId });
+        return { event_ids: [target.eventId] };
+      }
+      return { event_ids: await redeliverFailed(db, { merchantId, from: target.from, until: target.until }) };
     },
   };
 }

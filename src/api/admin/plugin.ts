@@ -7,6 +7,8 @@ import { sendPayCryptError } from '../paycrypt/errors.ts';
 import { paymentIdParam } from '../paycrypt/payments/get-payment.route.ts';
 import { errorResponseSchema } from '../paycrypt/render.ts';
 import { defineRoute, type RouteRegistry, registerRoutes } from '../route.ts';
+import { isoDateFilter } from '../validation.ts';
+import { rotateSecretBody, webhookSettingsBody } from '../paycrypt/webhooks/webhook-settings.routes.ts';
 import { type Operator, paymentActions } from './operator.ts';
 
 export const adminPrefix = '/admin/v1';
@@ -89,6 +91,60 @@ export function adminApi(context: ApiContext, operator: Operator, registry: Rout
         ...denied,
       },
       handler: async ({ params, body }) => operator.actOnPayment(params.payment_id, params.action, body?.reason),
+    }),
+    defineRoute({
+      ...common,
+      method: 'GET',
+      url: '/merchants/:merchant_id/webhook_settings',
+      summary: 'Show a merchant\'s webhook settings (secret masked)',
+      params: z.object({ merchant_id: merchantIdParam }),
+      responses: { 200: { description: 'The settings' }, ...denied },
+      handler: async ({ params }) => operator.showWebhook(params.merchant_id),
+    }),
+    defineRoute({
+      ...common,
+      method: 'PUT',
+      url: '/merchants/:merchant_id/webhook_settings',
+      summary: 'Set a merchant\'s webhook URL, events and secret',
+      params: z.object({ merchant_id: merchantIdParam }),
+      body: webhookSettingsBody,
+      responses: { 200: { description: 'The settings; the secret in full when this call created or changed it' }, ...denied },
+      handler: async ({ params, body }) => operator.setWebhook(params.merchant_id, body),
+    }),
+    defineRoute({
+      ...common,
+      method: 'POST',
+      url: '/merchants/:merchant_id/webhook_settings/disable',
+      summary: 'Switch a merchant\'s webhooks off',
+      params: z.object({ merchant_id: merchantIdParam }),
+      responses: { 200: { description: 'The settings' }, ...denied },
+      handler: async ({ params }) => operator.disableWebhook(params.merchant_id),
+    }),
+    defineRoute({
+      ...common,
+      method: 'POST',
+      url: '/merchants/:merchant_id/webhook_settings/rotate_secret',
+      summary: 'Rotate a merchant\'s webhook secret',
+      params: z.object({ merchant_id: merchantIdParam }),
+      body: rotateSecretBody,
+      responses: { 200: { description: 'The settings with the new secret in full' }, ...denied },
+      handler: async ({ params, body }) => operator.rotateWebhookSecret(params.merchant_id, body?.overlap_hours),
+    }),
+    defineRoute({
+      ...common,
+      method: 'POST',
+      url: '/merchants/:merchant_id/redeliver',
+      summary: 'Redeliver one event, or every event that failed for good in a time range',
+      params: z.object({ merchant_id: merchantIdParam }),
+      body: z.union([
+        z.object({ event_id: z.string().regex(/^evt_[0-9a-z]{1,64}$/, 'expected an event id (evt_…)') }).strict(),
+        z.object({ from_date: isoDateFilter, to_date: isoDateFilter }).strict(),
+      ]),
+      responses: { 202: { description: 'Queued' }, ...denied },
+      async handler({ reply, params, body }) {
+        const target = 'event_id' in body ? { eventId: body.event_id } : { from: body.from_date.start, until: body.to_date.end };
+        return reply.code(202).send(await operator.redeliver(params.merchant_id, target));
+      },
     }),
   ];
 

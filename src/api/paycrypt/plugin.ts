@@ -8,6 +8,8 @@ import { sendPayCryptError } from './errors.ts';
 import { createPaymentRoute } from './payments/create-payment.route.ts';
 import { getPaymentRoute } from './payments/get-payment.route.ts';
 import { listPaymentsRoute } from './payments/list-payments.route.ts';
+import { eventRoutes } from './webhooks/events.routes.ts';
+import { webhookSettingsRoutes } from './webhooks/webhook-settings.routes.ts';
 
 export const payCryptPrefix = '/api/v1';
 
@@ -30,6 +32,11 @@ export function payCryptApi(context: ApiContext, registry: RouteRegistry) {
           details: { limit: limit.max, retry_after_seconds: Math.ceil(limit.ttl / 1000) },
         }),
     });
-    registerRoutes(app, payCryptPrefix, [createPaymentRoute(context), getPaymentRoute(context), listPaymentsRoute(context)], registry);
+    registerRoutes(
+      app,
+      payCryptPrefix,
+      [createPaymentRoute(context), getPaymentRoute(context), listPaymentsRoute(context), ...webhookSettingsRoutes(context), ...eventRoutes(context)],
+      registry,
+    );
   };
 }

@@ -13,7 +13,7 @@ export function isoSeconds(date: Date): string {
  * exact text: fiat with the currency's decimals (`100.00`), crypto trimmed
  * (`99.5`).
  */
-export function renderPayment(payment: Payment) {
+export function renderPayment(payment: Payment, options: { publicUrl?: string } = {}) {
   return {
     id: payment.id,
     transaction_id: payment.transactionId,
@@ -29,6 +29,31 @@ export function renderPayment(payment: Payment) {
     description: payment.description,
     created_at: isoSeconds(payment.createdAt),
     updated_at: isoSeconds(payment.updatedAt),
+    ...(payment.deposit && payment.crypto ? renderDeposit(payment, options.publicUrl) : {}),
+  };
+}
+
+/**
+ * The on-chain side of a crypto payment a configured chain watches: where to
+ * pay, until when, and how much is due, paid and remaining (exact JSON
+ * numbers in the asset's units).
+ */
+function renderDeposit(payment: Payment, publicUrl: string | undefined) {
+  const crypto = payment.crypto!;
+  const deposit = payment.deposit!;
+  const remaining = crypto.amount > payment.amountPaid ? crypto.amount - payment.amountPaid : 0n;
+  const units = (value: bigint) => jsonNumber(formatUnits(value, crypto.decimals));
+  return {
+    address: deposit.address,
+    chain: deposit.chain,
+    expires_at: deposit.expiresAt && isoSeconds(deposit.expiresAt),
+    checkout_url: publicUrl ? `${publicUrl}/checkout/${payment.transactionId}` : null,
+    settlement: payment.settlement,
+    required_confirmations: deposit.requiredConfirmations,
+    amount_due: units(crypto.amount),
+    amount_paid: units(payment.amountPaid),
+    amount_detected: units(payment.amountDetected),
+    amount_remaining: units(remaining),
   };
 }
 
@@ -49,6 +74,19 @@ export const paymentResponseSchema = z
     description: z.string().nullable(),
     created_at: z.string().meta({ format: 'date-time' }),
     updated_at: z.string().meta({ format: 'date-time' }),
+    address: z.string().optional().meta({ description: 'On-chain payments: the deposit address, used by this payment only' }),
+    chain: z.string().optional(),
+    expires_at: z.string().nullable().optional().meta({ format: 'date-time', description: 'When an unpaid on-chain payment expires' }),
+    checkout_url: z.string().nullable().optional(),
+    settlement: z
+      .enum(['awaiting_payment', 'detected', 'underpaid', 'paid', 'overpaid', 'expired'])
+      .optional()
+      .meta({ description: 'On-chain progress: awaiting_payment, detected (seen, confirming), underpaid, paid, overpaid, expired' }),
+    required_confirmations: z.number().int().optional(),
+    amount_due: z.number().optional().meta({ description: 'Crypto amount due (= crypto_amount)' }),
+    amount_paid: z.number().optional().meta({ description: 'Crypto received with enough confirmations' }),
+    amount_detected: z.number().optional().meta({ description: 'Crypto seen on-chain, confirmed or not' }),
+    amount_remaining: z.number().optional().meta({ description: 'Crypto still to pay' }),
   })
   .meta({ id: 'Payment' });
 

@@ -1,7 +1,11 @@
 import { type Decimal, toBaseUnits } from '../../internal/decimal.ts';
 import { PayCryptError } from '../../internal/errors.ts';
 import { createId } from '../../internal/ids.ts';
+import type { Selectable } from 'kysely';
 import type { Transaction } from '../../storage/database.ts';
+import type { PaymentTable } from '../../storage/schema.ts';
+import { allocateDepositAddress } from '../deposits/deposit-addresses.ts';
+import type { DepositAsset, DepositChains } from '../deposits/deposit-chains.ts';
 import { findCryptoAsset, fiatDecimals, isCryptoSymbol } from '../currencies.ts';
 import { appendEvent } from '../events.ts';
 import type { Quote, Quoter } from '../rates/quote.ts';
@@ -21,6 +25,8 @@ export type CreatePaymentRequest = {
   cryptoNetwork?: string | undefined;
   clientReference?: string | undefined;
   description?: string | undefined;
+  /** How long an on-chain payment waits for funds, overriding the chain's payment window. */
+  expiresInMs?: number | undefined;
 };
 
 /** A request checked against the catalogue and priced, ready to be written. */
@@ -29,13 +35,15 @@ export type PreparedPayment = {
   amount: bigint;
   currencyDecimals: number;
   crypto: { currency: string; network: string; decimals: number; quote: Quote } | null;
+  /** The chain that watches the payment, when its network is a configured chain. */
+  deposit: DepositAsset | null;
 };
 
 /**
  * Checks a payment request and quotes it. Runs before the write transaction
  * because a rate source may be slow; nothing is written here.
  */
-export async function preparePayment(deps: { quoter: Quoter }, request: CreatePaymentRequest): Promise<PreparedPayment> {
+export async function preparePayment(deps: { quoter: Quoter; chains: DepositChains }, request: CreatePaymentRequest): Promise<PreparedPayment> {
   if (isCryptoSymbol(request.currency)) {
     throw new PayCryptError('invalid_request', `currency must be a fiat currency code, got ${request.currency}`, { details: { field: 'currency' } });
   }
@@ -60,26 +68,31 @@ export async function preparePayment(deps: { quoter: Quoter }, request: CreatePa
       });
     }
     await deps.quoter.assertPriced(request.currency);
-    return { request, amount: converted.units, currencyDecimals, crypto: null };
+    return { request, amount: converted.units, currencyDecimals, crypto: null, deposit: null };
   }
 
   const symbol = request.cryptoCurrency ?? 'USDT';
-  const asset = findCryptoAsset(symbol);
-  if (!asset) throw new PayCryptError('invalid_request', `Unsupported crypto_currency: ${symbol}`, { details: { field: 'crypto_currency' } });
-  const network = request.cryptoNetwork ?? asset.networks[0]!;
-  if (!asset.networks.includes(network)) {
-    throw new PayCryptError('invalid_request', `Unsupported crypto_network ${network} for ${symbol}; use one of ${asset.networks.join(', ')}`, {
-      details: { field: 'crypto_network' },
+  const catalogued = findCryptoAsset(symbol);
+  const network = request.cryptoNetwork ?? deps.chains.defaultNetworkFor(symbol) ?? catalogued?.networks[0];
+  const onChain = network === undefined ? undefined : deps.chains.resolve(network, symbol);
+  if (onChain === 'unknown_asset') {
+    throw new PayCryptError('invalid_request', `${symbol} is not accepted on ${network}; it accepts ${deps.chains.assetsOn(network!).join(', ')}`, {
+      details: { field: 'crypto_currency' },
     });
   }
-  const quote = await deps.quoter.quote({
-    amount: converted.units,
-    currency: request.currency,
-    currencyDecimals,
-    cryptoCurrency: symbol,
-    cryptoDecimals: asset.decimals,
-  });
-  return { request, amount: converted.units, currencyDecimals, crypto: { currency: symbol, network, decimals: asset.decimals, quote } };
+  // Note: a network no configured chain watches is still accepted for the
+  // catalogued assets, as a payment the operator settles by hand.
+  if (!onChain) {
+    if (!catalogued) throw new PayCryptError('invalid_request', `Unsupported crypto_currency: ${symbol}`, { details: { field: 'crypto_currency' } });
+    if (!catalogued.networks.includes(network!)) {
+      throw new PayCryptError('invalid_request', `Unsupported crypto_network ${network} for ${symbol}; use one of ${catalogued.networks.join(', ')}`, {
+        details: { field: 'crypto_network' },
+      });
+    }
+  }
+  const decimals = onChain ? onChain.decimals : catalogued!.decimals;
+  const quote = await deps.quoter.quote({ amount: converted.units, currency: request.currency, currencyDecimals, cryptoCurrency: symbol, cryptoDecimals: decimals });
+  return { request, amount: converted.units, currencyDecimals, crypto: { currency: symbol, network: network!, decimals, quote }, deposit: onChain ?? null };
 }
 
 /** Writes a prepared payment as `pending`, with its `payment.created` event, in the caller's transaction. */
@@ -110,10 +123,18 @@ export async function insertPayment(trx: Transaction, prepared: PreparedPayment)
       description: request.description ?? null,
       created_at: now,
       updated_at: now,
+      ...(prepared.deposit
+        ? {
+            chain: prepared.deposit.chain,
+            required_confirmations: prepared.deposit.confirmations,
+            expires_at: new Date(now.getTime() + (request.expiresInMs ?? prepared.deposit.paymentWindowMs)),
+            settlement: 'awaiting_payment' as const,
+          }
+        : {}),
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  const payment = paymentFromRow(row);
+  const payment = paymentFromRow(prepared.deposit ? await assignAddress(trx, row, prepared.deposit) : row);
   await appendEvent(trx, {
     merchantId: payment.merchantId,
     paymentId: payment.id,
@@ -122,4 +143,9 @@ export async function insertPayment(trx: Transaction, prepared: PreparedPayment)
     at: now,
   });
   return payment;
+}
+
+async function assignAddress(trx: Transaction, row: Selectable<PaymentTable>, deposit: DepositAsset): Promise<Selectable<PaymentTable>> {
+  const { address } = await allocateDepositAddress(trx, { chain: deposit.chain, merchantId: row.merchant_id, paymentId: row.id, addressAt: deposit.addressAt });
+  return trx.updateTable('payments').set({ address }).where('id', '=', row.id).returningAll().executeTakeFirstOrThrow();
 }

@@ -1,5 +1,7 @@
 import type { Selectable } from 'kysely';
-import type { PaymentTable } from '../../storage/schema.ts';
+import type { PaymentTable, Settlement } from '../../storage/schema.ts';
+
+export type { Settlement };
 
 export const paymentStatuses = ['pending', 'approved', 'completed', 'failed', 'rejected', 'cancelled'] as const;
 export type PaymentStatus = (typeof paymentStatuses)[number];
@@ -29,6 +31,13 @@ export type Payment = {
   description: string | null;
   createdAt: Date;
   updatedAt: Date;
+  /** Where the payment is paid on-chain; null for payments no configured chain watches. */
+  deposit: { chain: string; address: string; expiresAt: Date | null; requiredConfirmations: number } | null;
+  /** Crypto base units received with enough confirmations. */
+  amountPaid: bigint;
+  /** Crypto base units seen on-chain, confirmed or not (without transfers a reorg removed). */
+  amountDetected: bigint;
+  settlement: Settlement;
 };
 
 export function paymentFromRow(row: Selectable<PaymentTable>): Payment {
@@ -60,6 +69,13 @@ export function paymentFromRow(row: Selectable<PaymentTable>): Payment {
     description: row.description,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    deposit:
+      row.chain !== null && row.address !== null
+        ? { chain: row.chain, address: row.address, expiresAt: row.expires_at, requiredConfirmations: row.required_confirmations ?? 1 }
+        : null,
+    amountPaid: BigInt(row.amount_paid),
+    amountDetected: BigInt(row.amount_detected),
+    settlement: row.settlement,
   };
 }
 
@@ -80,5 +96,9 @@ export function paymentSnapshot(payment: Payment) {
     description: payment.description,
     created_at: payment.createdAt.toISOString(),
     updated_at: payment.updatedAt.toISOString(),
+    deposit: payment.deposit && { ...payment.deposit, expiresAt: payment.deposit.expiresAt?.toISOString() ?? null },
+    amount_paid: payment.amountPaid.toString(),
+    amount_detected: payment.amountDetected.toString(),
+    settlement: payment.settlement,
   };
 }

@@ -4,6 +4,7 @@ import { PayCryptError } from '../../internal/errors.ts';
 import { parseDecimal } from '../../internal/decimal.ts';
 import type { Storage } from '../../storage/database.ts';
 import { openTestStorage } from '../../testing/harness.ts';
+import { noDepositChains } from '../deposits/deposit-chains.ts';
 import { createMerchant } from '../merchants.ts';
 import { createQuoter } from '../rates/quote.ts';
 import { createTableRateSource } from '../rates/table-rate-source.ts';
@@ -25,7 +26,7 @@ describe('payment state machine', () => {
   after(() => storage.close());
 
   async function newPayment() {
-    const prepared = await preparePayment({ quoter }, { merchantId, type: 'deposit', method: 'crypto', amount: parseDecimal('10')!, currency: 'USD' });
+    const prepared = await preparePayment({ quoter, chains: noDepositChains }, { merchantId, type: 'deposit', method: 'crypto', amount: parseDecimal('10')!, currency: 'USD' });
     return storage.db.transaction().execute((trx) => insertPayment(trx, prepared));
   }
 

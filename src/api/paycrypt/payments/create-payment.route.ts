@@ -2,10 +2,10 @@ import { z } from 'zod';
 import { insertPayment, preparePayment } from '../../../core/payments/create-payment.ts';
 import { paymentMethods, paymentTypes } from '../../../core/payments/payment.ts';
 import { stringifyJson } from '../../../internal/json.ts';
-import type { ApiContext } from '../../context.ts';
+import { type ApiContext, publicUrlOf } from '../../context.ts';
 import { idempotencyKeyOf, requestFingerprint, runIdempotent } from '../../idempotency.ts';
 import { defineRoute } from '../../route.ts';
-import { jsonDecimal } from '../../validation.ts';
+import { jsonDecimal, jsonInteger } from '../../validation.ts';
 import { errorResponseSchema, paymentResponseSchema, renderPayment } from '../render.ts';
 
 const optionalText = (max: number, description: string) => z.string().max(max, `must be at most ${max} characters`).optional().meta({ description });
@@ -27,6 +27,7 @@ const createPaymentBody = z
       .optional()
       .meta({ description: 'Network for crypto (TRC20, ERC20, …); the asset\'s first network by default' }),
     client_reference: optionalText(255, 'Your internal reference ID'),
+    expires_in: jsonInteger(60, 7 * 24 * 3600, 'On-chain payments: seconds to wait for funds (default: the chain\'s payment window)').optional(),
     description: optionalText(1000, 'Payment description'),
   })
   .strict();
@@ -63,13 +64,14 @@ export function createPaymentRoute(context: ApiContext) {
         cryptoNetwork: body.crypto_network,
         clientReference: body.client_reference,
         description: body.description,
+        expiresInMs: body.expires_in === undefined ? undefined : body.expires_in * 1000,
       });
       const response = await runIdempotent(
         context.storage.db,
         { merchantId, key, fingerprint: requestFingerprint('POST', '/api/v1/payments', request.rawBody ?? '') },
         async (trx) => {
           const payment = await insertPayment(trx, prepared);
-          return { status: 201, body: stringifyJson(renderPayment(payment)) };
+          return { status: 201, body: stringifyJson(renderPayment(payment, { publicUrl: publicUrlOf(context, request) })) };
         },
       );
       if (response.replayed) reply.header('idempotent-replayed', 'true');

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { findPayment } from '../../../core/payments/query-payments.ts';
 import { PayCryptError } from '../../../internal/errors.ts';
-import type { ApiContext } from '../../context.ts';
+import { type ApiContext, publicUrlOf } from '../../context.ts';
 import { defineRoute } from '../../route.ts';
 import { errorResponseSchema, paymentResponseSchema, renderPayment } from '../render.ts';
 
@@ -28,7 +28,7 @@ export function getPaymentRoute(context: ApiContext) {
     async handler({ request, params }) {
       const payment = await findPayment(context.storage.db, { merchantId: request.auth!.merchantId, payment: params.payment_id });
       if (!payment) throw new PayCryptError('resource_not_found', `Payment not found: ${params.payment_id}`);
-      return renderPayment(payment);
+      return renderPayment(payment, { publicUrl: publicUrlOf(context, request) });
     },
   });
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { paymentStatuses } from '../../../core/payments/payment.ts';
 import { listPayments } from '../../../core/payments/query-payments.ts';
 import { PayCryptError } from '../../../internal/errors.ts';
-import type { ApiContext } from '../../context.ts';
+import { type ApiContext, publicUrlOf } from '../../context.ts';
 import { defineRoute } from '../../route.ts';
 import { isoDateFilter, queryInteger } from '../../validation.ts';
 import { errorResponseSchema, paymentResponseSchema, renderPayment } from '../render.ts';
@@ -54,7 +54,7 @@ export function listPaymentsRoute(context: ApiContext) {
         perPage,
       });
       return {
-        data: payments.map(renderPayment),
+        data: payments.map((payment) => renderPayment(payment, { publicUrl: publicUrlOf(context, request) })),
         pagination: { page, per_page: perPage, total, pages: Math.ceil(total / perPage) },
       };
     },

@@ -1,0 +1,221 @@
+import type { Logger } from 'pino';
+import { createPublicClient, http, parseAbiItem, type PublicClient, webSocket } from 'viem';
+import { confirmTransfers, initCursor, loadCursor, type ObservedTransfer, recordBlock, rewindTo, storedBlockHash, watchedAddresses } from '../../core/deposits/chain-ledger.ts';
+import type { Storage } from '../../storage/database.ts';
+import type { EvmChainConfig } from '../chain-config.ts';
+import type { ChainRuntime } from '../registry.ts';
+
+const transferEvent = parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)');
+
+/** The node answered something that cannot be true (logs of another block, a missing block below its head…). */
+export class InconsistentChainDataError extends Error {
+  override name = 'InconsistentChainDataError';
+}
+
+export type EvmWatcher = { stop(): Promise<void> };
+
+/**
+ * Follows one EVM chain: processes every block from the last one recorded to
+ * the head, in order, one transaction per block; records native and ERC-20
+ * transfers to deposit addresses; counts confirmations; rewinds on a reorg.
+ *
+ * @dev One process at a time watches a chain (a leadership lock in the
+ * database); the others stand by and take over when the leader's connection
+ * goes. Any RPC failure or inconsistent answer aborts the current step
+ * without writing, and the watcher retries with backoff: nothing is ever
+ * credited from data that did not check out.
+ */
+export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Storage; logger: Logger; client?: PublicClient; maxBlocksPerStep?: number }): EvmWatcher {
+  const { runtime, storage } = options;
+  const config = runtime.config as EvmChainConfig;
+  const logger = options.logger.child({ chain: config.name });
+  const db = storage.db;
+  const client =
+    options.client ??
+    (createPublicClient({
+      // Note: no client-side cache: a cached head number would hide a reorg or a new block.
+      cacheTime: 0,
+      pollingInterval: config.poll_interval_ms,
+      transport: config.ws_url ? webSocket(config.ws_url, { retryCount: 0 }) : http(config.rpc_url, { timeout: 10_000, retryCount: 0, batch: false }),
+    }) as PublicClient);
+  const tokens = new Map(config.tokens.map((token) => [token.contract.toLowerCase(), token.symbol]));
+  const maxBlocksPerStep = options.maxBlocksPerStep ?? 500;
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  // Note: with a WebSocket the node pushes each new head (eth_subscribe
+  // newHeads) and the watcher wakes at once; polling stays as the fallback.
+  const unwatchHeads = config.ws_url
+    ? client.watchBlockNumber({ emitOnBegin: false, onBlockNumber: () => interruptSleep(), onError: () => {} })
+    : undefined;
+
+  const report = (state: ChainRuntime['status']['state'], fields: Partial<ChainRuntime['status']> = {}) => {
+    runtime.status = { ...runtime.status, state, ...fields, updatedAt: new Date() };
+  };
+
+  async function checkNode(): Promise<void> {
+    const chainId = await client.getChainId();
+    if (chainId !== config.chain_id) throw new InconsistentChainDataError(`the node at ${config.rpc_url} serves chain id ${chainId}, configured ${config.chain_id}`);
+  }
+
+  async function ensureCursor(): Promise<{ number: number; hash: string }> {
+    const existing = await loadCursor(db, config.name);
+    if (existing) return existing;
+    const head = await client.getBlockNumber();
+    const start = config.start_block === 'latest' ? head : BigInt(Math.max(0, config.start_block - 1));
+    const block = await client.getBlock({ blockNumber: start });
+    await initCursor(db, config.name, { number: Number(block.number), hash: block.hash.toLowerCase(), parentHash: block.parentHash.toLowerCase() });
+    logger.info({ block: Number(block.number) }, 'chain watch starts');
+    return (await loadCursor(db, config.name))!;
+  }
+
+  /** Reads one block and the transfers in it to watched addresses, checking every answer against the block. */
+  async function readBlock(number: number) {
+    const block = await client.getBlock({ blockNumber: BigInt(number), includeTransactions: true });
+    if (!block || block.number === null || block.hash === null) throw new InconsistentChainDataError(`block ${number} is missing below the head`);
+    const blockHash = block.hash.toLowerCase();
+    const logs =
+      tokens.size === 0
+        ? []
+        : await client.getLogs({ blockHash: block.hash, address: [...tokens.keys()] as `0x${string}`[], event: transferEvent, strict: true });
+    for (const log of logs) {
+      if (log.blockHash?.toLowerCase() !== blockHash || Number(log.blockNumber) !== number) {
+        throw new InconsistentChainDataError(`logs for block ${number} carry block ${log.blockNumber} ${log.blockHash}`);
+      }
+    }
+    const candidates: Array<Omit<ObservedTransfer, 'paymentId'>> = [];
+    for (const tx of block.transactions) {
+      if (typeof tx === 'string' || !tx.to || tx.value === 0n) continue;
+      candidates.push({ txHash: tx.hash.toLowerCase(), logIndex: -1, from: tx.from.toLowerCase(), to: tx.to.toLowerCase(), asset: config.native.symbol, amount: tx.value });
+    }
+    for (const log of logs) {
+      if (log.args.value === 0n) continue;
+      candidates.push({
+        txHash: log.transactionHash!.toLowerCase(),
+        logIndex: log.logIndex!,
+        from: log.args.from.toLowerCase(),
+        to: log.args.to.toLowerCase(),
+        asset: tokens.get(log.address.toLowerCase())!,
+        amount: log.args.value,
+      });
+    }
+    const watched = await watchedAddresses(db, config.name, [...new Set(candidates.map((candidate) => candidate.to))]);
+    const transfers: ObservedTransfer[] = [];
+    for (const candidate of candidates) {
+      if (!watched.has(candidate.to)) continue;
+      if (candidate.logIndex === -1) {
+        // Note: a reverted transaction moves no value; only a successful receipt in this very block counts.
+        const receipt = await client.getTransactionReceipt({ hash: candidate.txHash as `0x${string}` });
+        if (receipt.blockHash.toLowerCase() !== blockHash) throw new InconsistentChainDataError(`receipt of ${candidate.txHash} is in another block`);
+        if (receipt.status !== 'success') continue;
+      }
+      transfers.push({ ...candidate, paymentId: watched.get(candidate.to) ?? null });
+    }
+    return { block: { number, hash: blockHash, parentHash: block.parentHash.toLowerCase() }, transfers };
+  }
+
+  /** Finds the newest block both we and the node agree on, walking back at most the reorg window. */
+  async function findFork(from: number): Promise<{ number: number; hash: string }> {
+    for (let number = from; number >= Math.max(0, from - config.reorg_window); number--) {
+      const stored = await storedBlockHash(db, config.name, number);
+      if (!stored) break;
+      const canonical = await client.getBlock({ blockNumber: BigInt(number) }).catch(() => undefined);
+      if (canonical?.hash?.toLowerCase() === stored) return { number, hash: stored };
+    }
+    throw new InconsistentChainDataError(`reorg deeper than the reorg window of ${config.reorg_window} blocks below ${from}; refusing to continue`);
+  }
+
+  async function step(): Promise<void> {
+    await checkNode();
+    let cursor = await ensureCursor();
+    const head = Number(await client.getBlockNumber());
+    report('ok', { head, processed: cursor.number, error: null });
+    if (head < cursor.number) {
+      // Note: a node behind our cursor (restarted, resyncing, or a new chain) is
+      // checked block by block: if its block at our height differs, rewind.
+      const hashThere = (await client.getBlock({ blockNumber: BigInt(head) }).catch(() => undefined))?.hash?.toLowerCase();
+      const ours = await storedBlockHash(db, config.name, head);
+      if (ours && hashThere && ours !== hashThere) {
+        const fork = await findFork(head);
+        await rewindTo(db, { chain: config.name, fork });
+        logger.warn({ fork: fork.number }, 'node is behind and on another branch; rewound');
+      } else logger.warn({ head, processed: cursor.number }, 'node is behind the last processed block; waiting');
+      return;
+    }
+    for (let processed = 0; cursor.number < head && processed < maxBlocksPerStep && !stopped; processed++) {
+      const next = await readBlock(cursor.number + 1);
+      if (next.block.parentHash !== cursor.hash) {
+        const fork = await findFork(cursor.number);
+        const affected = await rewindTo(db, { chain: config.name, fork });
+        logger.warn({ from: cursor.number, fork: fork.number, payments: affected.length }, 'chain reorganization; rewound');
+        cursor = fork;
+        continue;
+      }
+      const affected = await recordBlock(db, { chain: config.name, block: next.block, transfers: next.transfers, reorgWindow: config.reorg_window });
+      if (next.transfers.length > 0) logger.info({ block: next.block.number, transfers: next.transfers.length, payments: affected.length }, 'transfers recorded');
+      cursor = { number: next.block.number, hash: next.block.hash };
+      report('ok', { processed: cursor.number });
+    }
+    await confirmTransfers(db, { chain: config.name, head, defaultConfirmations: config.confirmations });
+    // Note: more blocks behind than one step takes: go on without sleeping.
+    if (cursor.number < head && !stopped) wake?.();
+  }
+
+  const loop = (async () => {
+    let backoffMs = 0;
+    while (!stopped) {
+      const lock = await storage.tryLock(`paycrypt.chain.${config.name}`).catch((error: unknown) => {
+        report('degraded', { error: `database: ${(error as Error).message}` });
+        return undefined;
+      });
+      if (!lock) {
+        if (runtime.status.state !== 'degraded') report('standby');
+        await sleep(config.poll_interval_ms * 5);
+        continue;
+      }
+      let lost = false;
+      void lock.lost.then(() => {
+        lost = true;
+        interruptSleep();
+      });
+      logger.info('leading the watch of this chain');
+      while (!stopped && !lost) {
+        try {
+          let again = false;
+          wake = () => (again = true);
+          await step();
+          backoffMs = 0;
+          if (!again) await sleep(config.poll_interval_ms);
+        } catch (error) {
+          backoffMs = Math.min(30_000, Math.max(500, backoffMs * 2));
+          report('degraded', { error: (error as Error).message });
+          logger.warn({ err: error, retry_in_ms: backoffMs }, 'chain step failed; retrying');
+          await sleep(backoffMs);
+        }
+      }
+      await lock.release();
+      if (lost && !stopped) logger.warn('lost the chain lock; standing by');
+    }
+  })();
+
+  let sleeper: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      sleeper = { timer: setTimeout(resolve, ms), resolve };
+    });
+  }
+  function interruptSleep() {
+    if (!sleeper) return;
+    clearTimeout(sleeper.timer);
+    sleeper.resolve();
+    sleeper = undefined;
+  }
+
+  return {
+    async stop() {
+      stopped = true;
+      unwatchHeads?.();
+      interruptSleep();
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,161 @@
+import { sql } from 'kysely';
+import type { Db, Transaction } from '../../storage/database.ts';
+import { settlePayment } from './settlement.ts';
+
+/**
+ * What a chain watcher writes: the blocks it has processed (the unfinalized
+ * ones kept for reorg detection), the transfers it found, and the payments
+ * those transfers settle. Every block is one transaction: its transfers, the
+ * cursor and the payments' new state commit together, so a restart resumes
+ * from the last whole block and never credits a transfer twice.
+ */
+
+export type BlockRef = { number: number; hash: string; parentHash: string };
+
+export type ObservedTransfer = {
+  txHash: string;
+  /** -1 for a native transfer, else the log's index in the block. */
+  logIndex: number;
+  from: string | null;
+  to: string;
+  asset: string;
+  amount: bigint;
+  paymentId: number | null;
+};
+
+export async function loadCursor(db: Db, chain: string): Promise<{ number: number; hash: string } | undefined> {
+  const row = await db.selectFrom('chain_cursors').select(['block_number', 'block_hash']).where('chain', '=', chain).executeTakeFirst();
+  return row && { number: row.block_number, hash: row.block_hash };
+}
+
+/** Starts a chain's history at `block`: the first block processed will be its child. */
+export async function initCursor(db: Db, chain: string, block: BlockRef): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx.insertInto('chain_blocks').values({ chain, number: block.number, hash: block.hash, parent_hash: block.parentHash }).onConflict((c) => c.doNothing()).execute();
+    await trx.insertInto('chain_cursors').values({ chain, block_number: block.number, block_hash: block.hash }).onConflict((c) => c.doNothing()).execute();
+  });
+}
+
+export async function storedBlockHash(db: Db, chain: string, number: number): Promise<string | undefined> {
+  const row = await db.selectFrom('chain_blocks').select('hash').where('chain', '=', chain).where('number', '=', number).executeTakeFirst();
+  return row?.hash;
+}
+
+/** The payments watching each of `addresses` on `chain` (lower-case addresses). */
+export async function watchedAddresses(db: Db, chain: string, addresses: readonly string[]): Promise<Map<string, number | null>> {
+  if (addresses.length === 0) return new Map();
+  const { rows } = await sql<{ address: string; payment_id: number | null }>`
+    select address, payment_id from deposit_addresses where chain = ${chain} and address = any(${sql.val([...addresses])}::text[])
+  `.execute(db);
+  return new Map(rows.map((row) => [row.address, row.payment_id]));
+}
+
+/**
+ * Records a processed block and its transfers, moves the cursor to it, and
+ * settles the payments they touch. A transfer seen before (the same tx hash
+ * and log index) is updated, not added: if a reorg had removed it and it is
+ * now mined again, it simply comes back.
+ */
+export async function recordBlock(db: Db, input: { chain: string; block: BlockRef; transfers: ObservedTransfer[]; reorgWindow: number; now?: Date }): Promise<number[]> {
+  const { chain, block } = input;
+  const now = input.now ?? new Date();
+  return db.transaction().execute(async (trx) => {
+    // Note: the cursor only moves from the block's parent; a concurrent writer (a
+    // second leader after a lost lock) finds it moved and rolls back.
+    const moved = await trx
+      .updateTable('chain_cursors')
+      .set({ block_number: block.number, block_hash: block.hash, updated_at: now })
+      .where('chain', '=', chain)
+      .where('block_number', '=', block.number - 1)
+      .where('block_hash', '=', block.parentHash)
+      .executeTakeFirst();
+    if (Number(moved.numUpdatedRows) !== 1) throw new Error(`chain ${chain}: cursor is no longer at block ${block.number - 1}; another process may be watching`);
+    await trx
+      .insertInto('chain_blocks')
+      .values({ chain, number: block.number, hash: block.hash, parent_hash: block.parentHash })
+      .onConflict((c) => c.columns(['chain', 'number']).doUpdateSet({ hash: block.hash, parent_hash: block.parentHash }))
+      .execute();
+    await trx.deleteFrom('chain_blocks').where('chain', '=', chain).where('number', '<', block.number - input.reorgWindow).execute();
+
+    // Note: rows go in batches; one statement may carry at most 65 535 parameters.
+    for (let start = 0; start < input.transfers.length; start += 1_000) {
+      await trx
+        .insertInto('chain_transfers')
+        .values(
+          input.transfers.slice(start, start + 1_000).map((transfer) => ({
+            chain,
+            tx_hash: transfer.txHash,
+            log_index: transfer.logIndex,
+            block_number: block.number,
+            block_hash: block.hash,
+            from_address: transfer.from,
+            to_address: transfer.to,
+            asset: transfer.asset,
+            amount: transfer.amount.toString(),
+            payment_id: transfer.paymentId,
+            state: 'detected' as const,
+            confirmations: 1,
+            created_at: now,
+            updated_at: now,
+          })),
+        )
+        .onConflict((c) =>
+          c.columns(['chain', 'tx_hash', 'log_index']).doUpdateSet({ block_number: block.number, block_hash: block.hash, state: 'detected', confirmations: 1, updated_at: now }),
+        )
+        .execute();
+    }
+    const affected = new Set(input.transfers.map((transfer) => transfer.paymentId).filter((id): id is number => id !== null));
+    for (const paymentId of affected) await settlePayment(trx, paymentId, now);
+    return [...affected];
+  });
+}
+
+/**
+ * Counts confirmations against the new head and confirms the transfers that
+ * reached their payment's policy; settles the payments that changed.
+ */
+export async function confirmTransfers(db: Db, input: { chain: string; head: number; defaultConfirmations: number; now?: Date }): Promise<number[]> {
+  const now = input.now ?? new Date();
+  return db.transaction().execute(async (trx) => {
+    const { rows } = await sql<{ payment_id: number | null; state: string }>`
+      update chain_transfers t
+      set confirmations = ${input.head} - t.block_number + 1,
+          state = case when ${input.head} - t.block_number + 1 >= coalesce(p.required_confirmations, ${input.defaultConfirmations}) then 'confirmed' else 'detected' end,
+          updated_at = ${now}
+      from payments p
+      where p.id = t.payment_id and t.chain = ${input.chain} and t.state = 'detected'
+      returning t.payment_id, t.state
+    `.execute(trx);
+    const confirmed = [...new Set(rows.filter((row) => row.state === 'confirmed' && row.payment_id !== null).map((row) => row.payment_id!))];
+    for (const paymentId of confirmed) await settlePayment(trx, paymentId, now);
+    return confirmed;
+  });
+}
+
+/**
+ * Undoes everything above `fork` after a reorg: transfers in removed blocks
+ * are marked removed (kept, for the record), the blocks are forgotten, the
+ * cursor goes back to the fork, and the payments they paid are settled again.
+ */
+export async function rewindTo(db: Db, input: { chain: string; fork: { number: number; hash: string }; now?: Date }): Promise<number[]> {
+  const now = input.now ?? new Date();
+  return db.transaction().execute(async (trx: Transaction) => {
+    const removed = await trx
+      .updateTable('chain_transfers')
+      .set({ state: 'removed', confirmations: 0, updated_at: now })
+      .where('chain', '=', input.chain)
+      .where('block_number', '>', input.fork.number)
+      .where('state', '<>', 'removed')
+      .returning('payment_id')
+      .execute();
+    await trx.deleteFrom('chain_blocks').where('chain', '=', input.chain).where('number', '>', input.fork.number).execute();
+    await trx
+      .updateTable('chain_cursors')
+      .set({ block_number: input.fork.number, block_hash: input.fork.hash, updated_at: now })
+      .where('chain', '=', input.chain)
+      .execute();
+    const affected = [...new Set(removed.map((row) => row.payment_id).filter((id): id is number => id !== null))];
+    for (const paymentId of affected) await settlePayment(trx, paymentId, now);
+    return affected;
+  });
+}

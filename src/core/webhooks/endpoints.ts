@@ -1,0 +1,175 @@
+import type { Selectable } from 'kysely';
+import { PayCryptError } from '../../internal/errors.ts';
+import { createId, randomToken } from '../../internal/ids.ts';
+import { type MasterKey, seal, unseal } from '../../internal/secrets.ts';
+import type { Db } from '../../storage/database.ts';
+import type { WebhookEndpointTable } from '../../storage/schema.ts';
+import { type WebhookEventType, webhookEventTypes } from './event-types.ts';
+import { checkWebhookUrl, type WebhookUrlPolicy } from './url-safety.ts';
+
+/**
+ * A merchant's webhook settings: one endpoint (URL, on/off, event types) and
+ * its signing secret, sealed at rest. After a rotation the previous secret
+ * keeps signing until its overlap ends.
+ */
+export type WebhookEndpoint = {
+  id: string;
+  merchantId: number;
+  url: string;
+  enabled: boolean;
+  /** null: every event type. */
+  eventTypes: WebhookEventType[] | null;
+  secret: string;
+  previousSecret: { secret: string; expiresAt: Date } | null;
+  createdAt: Date;
+  updatedAt: Date;
+};
+
+export const minSecretLength = 16;
+
+export function generateWebhookSecret(): string {
+  return `whsec_${randomToken(40)}`;
+}
+
+export function endpointFromRow(master: MasterKey, row: Selectable<WebhookEndpointTable>, now = new Date()): WebhookEndpoint {
+  const previousActive = row.previous_secret_sealed !== null && row.previous_secret_expires_at !== null && row.previous_secret_expires_at > now;
+  return {
+    id: row.id,
+    merchantId: row.merchant_id,
+    url: row.url,
+    enabled: row.enabled,
+    eventTypes: row.event_types as WebhookEventType[] | null,
+    secret: unseal(master, row.secret_sealed),
+    previousSecret: previousActive ? { secret: unseal(master, row.previous_secret_sealed!), expiresAt: row.previous_secret_expires_at! } : null,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export async function findWebhookEndpoint(db: Db, master: MasterKey, merchantId: number): Promise<WebhookEndpoint | undefined> {
+  const row = await db.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', merchantId).executeTakeFirst();
+  return row && endpointFromRow(master, row);
+}
+
+export type WebhookSettingsInput = {
+  url: string;
+  enabled: boolean;
+  /** A secret the merchant provides; one is generated when none exists yet and none is given. */
+  secret?: string | undefined;
+  /** Event types to send; undefined keeps the current choice (every type for a new endpoint). */
+  events?: string[] | null | undefined;
+};
+
+/**
+ * Creates or replaces a merchant's webhook settings. Returns the endpoint and
+ * whether the secret was created or changed by this call (it is then shown in
+ * full once).
+ */
+export async function putWebhookSettings(
+  db: Db,
+  master: MasterKey,
+  input: { merchantId: number; policy: WebhookUrlPolicy } & WebhookSettingsInput,
+): Promise<{ endpoint: WebhookEndpoint; secretChanged: boolean }> {
+  const url = (await checkWebhookUrl(input.url, input.policy)).toString();
+  const eventTypes = input.events === undefined ? undefined : input.events === null ? null : checkEventTypes(input.events);
+  if (input.secret !== undefined) checkSecret(input.secret);
+
+  return db.transaction().execute(async (trx) => {
+    const existing = await trx.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', input.merchantId).forUpdate().executeTakeFirst();
+    const now = new Date();
+    const currentSecret = existing && unseal(master, existing.secret_sealed);
+    const secret = input.secret ?? currentSecret ?? generateWebhookSecret();
+    const secretChanged = secret !== currentSecret;
+    const values = {
+      url,
+      enabled: input.enabled,
+      secret_sealed: secretChanged ? seal(master, secret) : existing!.secret_sealed,
+      updated_at: now,
+      ...(eventTypes !== undefined ? { event_types: eventTypes === null ? null : JSON.stringify(eventTypes) } : {}),
+      // Note: a secret the merchant sets replaces the old one at once; only a rotation keeps the old one signing.
+      ...(secretChanged ? { previous_secret_sealed: null, previous_secret_expires_at: null } : {}),
+    };
+    const row = existing
+      ? await trx.updateTable('webhook_endpoints').set(values).where('id', '=', existing.id).returningAll().executeTakeFirstOrThrow()
+      : await trx
+          .insertInto('webhook_endpoints')
+          .values({ id: createId('whe', 16), merchant_id: input.merchantId, created_at: now, event_types: null, ...values })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+    return { endpoint: endpointFromRow(master, row, now), secretChanged };
+  });
+}
+
+/**
+ * Replaces the signing secret with a new one; the old one keeps signing
+ * alongside it for `overlapMs` so receivers can switch without losing events.
+ */
+export async function rotateWebhookSecret(db: Db, master: MasterKey, input: { merchantId: number; overlapMs: number }): Promise<WebhookEndpoint> {
+  return db.transaction().execute(async (trx) => {
+    const existing = await trx.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', input.merchantId).forUpdate().executeTakeFirst();
+    if (!existing) throw new PayCryptError('resource_not_found', 'No webhook settings to rotate: set a webhook URL first');
+    const now = new Date();
+    const row = await trx
+      .updateTable('webhook_endpoints')
+      .set({
+        secret_sealed: seal(master, generateWebhookSecret()),
+        previous_secret_sealed: input.overlapMs > 0 ? existing.secret_sealed : null,
+        previous_secret_expires_at: input.overlapMs > 0 ? new Date(now.getTime() + input.overlapMs) : null,
+        updated_at: now,
+      })
+      .where('id', '=', existing.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return endpointFromRow(master, row, now);
+  });
+}
+
+/**
+ * Removes a merchant's webhook settings. Deliveries still waiting end as
+ * failed (they stay in the log and can be redelivered once a URL is set again).
+ */
+export async function deleteWebhookSettings(db: Db, merchantId: number): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const existing = await trx.selectFrom('webhook_endpoints').select('id').where('merchant_id', '=', merchantId).forUpdate().executeTakeFirst();
+    if (!existing) return false;
+    await trx
+      .updateTable('webhook_deliveries')
+      .set({ state: 'failed', last_error: 'webhook settings deleted', completed_at: new Date(), locked_until: null })
+      .where('endpoint_id', '=', existing.id)
+      .where('state', '=', 'pending')
+      .execute();
+    await trx.deleteFrom('webhook_endpoints').where('id', '=', existing.id).execute();
+    return true;
+  });
+}
+
+function checkEventTypes(events: string[]): WebhookEventType[] {
+  if (events.length === 0) throw new PayCryptError('invalid_request', 'events must name at least one event type (omit it for all)', { details: { field: 'events' } });
+  const unknown = events.filter((type) => !(webhookEventTypes as readonly string[]).includes(type));
+  if (unknown.length > 0) {
+    throw new PayCryptError('invalid_request', `Unknown event type${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, {
+      details: { field: 'events', allowed: webhookEventTypes },
+    });
+  }
+  return [...new Set(events)] as WebhookEventType[];
+}
+
+function checkSecret(secret: string) {
+  if (secret.length < minSecretLength || secret.length > 256 || !/^[\x21-\x7e]+$/.test(secret)) {
+    throw new PayCryptError('invalid_request', `secret must be ${minSecretLength} to 256 printable ASCII characters without spaces`, {
+      details: { field: 'secret' },
+    });
+  }
+}
+
+/** Switches webhooks off (or on) without touching URL, events or secret. */
+export async function setWebhookEnabled(db: Db, master: MasterKey, input: { merchantId: number; enabled: boolean }): Promise<WebhookEndpoint> {
+  const row = await db
+    .updateTable('webhook_endpoints')
+    .set({ enabled: input.enabled, updated_at: new Date() })
+    .where('merchant_id', '=', input.merchantId)
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) throw new PayCryptError('resource_not_found', 'No webhook settings: set a webhook URL first');
+  return endpointFromRow(master, row);
+}
