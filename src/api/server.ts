@@ -13,6 +13,7 @@ import { buildOpenApiDocument } from './openapi.ts';
 import { payCryptApi, payCryptPrefix } from './paycrypt/plugin.ts';
 import { sendPayCryptError } from './paycrypt/errors.ts';
 import { createRouteRegistry } from './route.ts';
+import { registerCheckoutPage } from '../web/checkout-page.ts';
 
 /**
  * The HTTP server: shared plumbing (request ids, exact JSON, body limit,
@@ -78,6 +79,7 @@ export async function createHttpServer(options: {
     });
   });
 
+  registerCheckoutPage(app, context.storage.db);
   await app.register(payCryptApi(context, registry), { prefix: payCryptPrefix });
   await app.register(adminApi(context, options.operator, registry), { prefix: adminPrefix });
 

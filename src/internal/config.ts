@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { type ChainConfig, ChainConfigError, loadChainConfig } from '../chains/chain-config.ts';
+import { createAddressDeriver } from '../chains/evm/address-derivation.ts';
 import type { ChainWallets } from '../chains/registry.ts';
 import { parseDecimal } from './decimal.ts';
 
@@ -175,6 +176,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
 }
 
+/** A wallet that cannot derive addresses stops the start with a message naming where it came from (never the secret itself). */
+function checkWallet(wallet: ChainWallets[string], where: string): void {
+  try {
+    createAddressDeriver(wallet).addressAt(0);
+  } catch (error) {
+    throw new ChainConfigError(`Invalid configuration:\n  ${where}: ${(error as Error).message}`);
+  }
+}
+
 function loadChains(env: Record<string, string | undefined>): { chains: ChainConfig[]; chainWallets: ChainWallets } {
   try {
     const chains = loadChainConfig(env);
@@ -182,12 +192,14 @@ function loadChains(env: Record<string, string | undefined>): { chains: ChainCon
     for (const chain of chains) {
       if ('xpub' in chain.addresses) {
         chainWallets[chain.name] = { xpub: chain.addresses.xpub };
+        checkWallet(chainWallets[chain.name]!, `chain ${chain.name}, addresses.xpub`);
         continue;
       }
       const variable = chain.addresses.mnemonic_env;
       const mnemonic = env[variable];
       if (!mnemonic) throw new ChainConfigError(`Invalid configuration:\n  ${variable}: required by chain ${chain.name} (its wallet mnemonic)`);
       chainWallets[chain.name] = { mnemonic };
+      checkWallet(chainWallets[chain.name]!, `${variable} (the wallet of chain ${chain.name})`);
     }
     return { chains, chainWallets };
   } catch (error) {

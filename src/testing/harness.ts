@@ -11,8 +11,8 @@ import { migrateToLatest } from '../storage/migrations/index.ts';
 /**
  * A real gateway for tests: real HTTP on a free port, real storage —
  * PostgreSQL when `DATABASE_URL` is set (as CI does), else in-memory PGlite.
- * Each test file gets its own gateway; tests keep apart by using their own
- * merchants, so one shared PostgreSQL database serves every file.
+ * Each test file gets its own gateway, and tests keep apart by using their
+ * own merchants.
  */
 export type TestGateway = {
   gateway: Gateway;
@@ -26,6 +26,36 @@ export type TestGateway = {
   /** `fetch` against the gateway with a Bearer key and JSON body. */
   request(method: string, path: string, options?: { key?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<TestResponse>;
 };
+
+/**
+ * On PostgreSQL each test file (one process) works in a database of its own,
+ * created here from `DATABASE_URL` and dropped when the process ends; this
+ * module points `DATABASE_URL` at it, so child processes a test starts share
+ * it too. The workers of one file (webhook dispatchers, chain watchers) then
+ * never pick up another file's jobs with their own settings.
+ */
+const sharedDatabaseUrl = process.env.DATABASE_URL;
+if (sharedDatabaseUrl) {
+  const base = new URL(sharedDatabaseUrl);
+  const name = `${base.pathname.slice(1) || 'postgres'}`.slice(0, 40) + `_f${Math.random().toString(36).slice(2, 10)}`;
+  const admin = new pg.Client({ connectionString: sharedDatabaseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  base.pathname = `/${name}`;
+  process.env.DATABASE_URL = base.toString();
+  let dropped = false;
+  process.on('beforeExit', async () => {
+    if (dropped) return;
+    dropped = true;
+    const client = new pg.Client({ connectionString: sharedDatabaseUrl });
+    await client.connect();
+    await client.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`).finally(() => client.end());
+  });
+}
 
 export type TestResponse = { status: number; headers: Headers; text: string; json: any };
 

@@ -56,14 +56,20 @@ export async function settlePayment(trx: Transaction, paymentId: number, now: Da
   const announce = (type: string, extra: Record<string, unknown> = {}) =>
     appendEvent(trx, { merchantId: current.merchantId, paymentId, type, data: { payment: paymentSnapshot(current), ...extra }, at: now });
 
-  if (payment.status === 'completed' && paid < due) {
+  // Note: only a payment the chain itself had paid can be reversed by the chain;
+  // one an operator completed by hand stays completed.
+  if (payment.status === 'completed' && payment.amountPaid >= due && paid < due) {
     current = paymentFromRow(
       await trx.updateTable('payments').set({ status: 'pending', updated_at: now }).where('id', '=', paymentId).returningAll().executeTakeFirstOrThrow(),
     );
-    await announce('payment.reversed', { reason: 'a paying transfer was removed by a chain reorganization' });
+    // Note: the status change is announced as every one is (payment.<status>), and the reorg by name.
+    const reason = 'a paying transfer was removed by a chain reorganization';
+    await announce('payment.pending', { reason });
+    await announce('payment.reversed', { reason });
     return current;
   }
-  if (!open && payment.status !== 'completed') {
+  // Note: a completed payment is closed too: more funds are a late transfer, not a new detection.
+  if (!open) {
     if (detected > payment.amountDetected) await announce('payment.late_transfer', { reason: `funds arrived after the payment was ${payment.status}` });
     return current;
   }

@@ -42,3 +42,9 @@ export async function listPayments(db: Db, input: ListPaymentsInput): Promise<{ 
   ]);
   return { payments: rows.map(paymentFromRow), total: Number(count.total) };
 }
+
+/** Finds a payment by its transaction id alone, for the customer-facing checkout page. */
+export async function findPaymentByTransactionId(db: Db, transactionId: string): Promise<Payment | undefined> {
+  const row = await db.selectFrom('payments').selectAll().where('transaction_id', '=', transactionId).executeTakeFirst();
+  return row && paymentFromRow(row);
+}

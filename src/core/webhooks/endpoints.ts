@@ -1,9 +1,10 @@
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import { PayCryptError } from '../../internal/errors.ts';
 import { createId, randomToken } from '../../internal/ids.ts';
 import { type MasterKey, seal, unseal } from '../../internal/secrets.ts';
 import type { Db } from '../../storage/database.ts';
 import type { WebhookEndpointTable } from '../../storage/schema.ts';
+import { webhookChannel } from './delivery-queue.ts';
 import { type WebhookEventType, webhookEventTypes } from './event-types.ts';
 import { checkWebhookUrl, type WebhookUrlPolicy } from './url-safety.ts';
 
@@ -96,6 +97,8 @@ export async function putWebhookSettings(
           .values({ id: createId('whe', 16), merchant_id: input.merchantId, created_at: now, event_types: null, ...values })
           .returningAll()
           .executeTakeFirstOrThrow();
+    // Note: deliveries that waited while webhooks were off go out at once.
+    if (row.enabled) await sql`select pg_notify(${webhookChannel}, '')`.execute(trx);
     return { endpoint: endpointFromRow(master, row, now), secretChanged };
   });
 }
@@ -164,12 +167,15 @@ function checkSecret(secret: string) {
 
 /** Switches webhooks off (or on) without touching URL, events or secret. */
 export async function setWebhookEnabled(db: Db, master: MasterKey, input: { merchantId: number; enabled: boolean }): Promise<WebhookEndpoint> {
-  const row = await db
-    .updateTable('webhook_endpoints')
-    .set({ enabled: input.enabled, updated_at: new Date() })
-    .where('merchant_id', '=', input.merchantId)
-    .returningAll()
-    .executeTakeFirst();
-  if (!row) throw new PayCryptError('resource_not_found', 'No webhook settings: set a webhook URL first');
-  return endpointFromRow(master, row);
+  return db.transaction().execute(async (trx) => {
+    const row = await trx
+      .updateTable('webhook_endpoints')
+      .set({ enabled: input.enabled, updated_at: new Date() })
+      .where('merchant_id', '=', input.merchantId)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new PayCryptError('resource_not_found', 'No webhook settings: set a webhook URL first');
+    if (row.enabled) await sql`select pg_notify(${webhookChannel}, '')`.execute(trx);
+    return endpointFromRow(master, row);
+  });
 }

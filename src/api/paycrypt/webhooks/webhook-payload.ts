@@ -19,6 +19,9 @@ type PaymentSnapshot = {
   description: string | null;
   created_at: string;
   updated_at: string;
+  deposit?: { chain: string; address: string; expiresAt: string | null; requiredConfirmations: number } | null;
+  amount_paid?: string;
+  settlement?: string;
 };
 
 export type StoredEvent = { id: string; type: string; data: unknown; createdAt: Date };
@@ -59,6 +62,7 @@ export function renderPayCryptWebhookBody(event: StoredEvent): string {
       updated_at: isoSeconds(new Date(payment.updated_at)),
       amount_exact: amount,
       crypto_amount_exact: cryptoAmount,
+      ...(payment.deposit && payment.crypto ? depositFields(payment) : {}),
     },
     timestamp: isoSeconds(event.createdAt),
   });
@@ -92,4 +96,16 @@ export function payCryptWebhookRequest(event: StoredEvent, endpoint: WebhookEndp
     headers['x-paycrypt-signature-next'] = current;
   }
   return { body, headers };
+}
+
+/** On-chain payments also carry where they are paid and how much has arrived. */
+function depositFields(payment: PaymentSnapshot) {
+  const paid = formatUnits(BigInt(payment.amount_paid ?? '0'), payment.crypto!.decimals);
+  return {
+    address: payment.deposit!.address,
+    chain: payment.deposit!.chain,
+    settlement: payment.settlement ?? null,
+    amount_paid: Number(paid),
+    amount_paid_exact: paid,
+  };
 }
