@@ -19,11 +19,11 @@ function assertErrorEnvelope(response: TestResponse, status: number, code: strin
   return error;
 }
 
-/** Every field an error points at, whether missing, invalid or refused by a business rule. */
+/** Every field an error points at, whether missing, invalid or refused by a business rule: always in one of the two documented lists. */
 function fieldsNamedBy(error: ErrorBody): string[] {
   const details = error.details ?? {};
+  assert.equal(details.field, undefined, 'refused fields are listed in invalid_fields');
   return [
-    ...(typeof details.field === 'string' ? [details.field] : []),
     ...((details.missing_fields as string[] | undefined) ?? []),
     ...((details.invalid_fields as Array<{ field: string }> | undefined) ?? []).map((invalid) => invalid.field),
   ];

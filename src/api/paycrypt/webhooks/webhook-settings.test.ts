@@ -158,7 +158,7 @@ describe('webhook settings: GET, PUT, DELETE and rotate_secret on /api/v1/webhoo
     const refused = await put(merchant, { url: 'http://127.0.0.1:9/elsewhere', enabled: false, secret: 'short-secret' });
     assert.equal(refused.status, 400, refused.text);
     assert.equal(refused.json.error.code, 'invalid_request');
-    assert.equal(refused.json.error.details.field, 'secret');
+    assert.equal(refused.json.error.details.invalid_fields[0].field, 'secret');
     assert.match(refused.json.error.message, /16/);
     assert.deepEqual(await settings(merchant), before);
   });
@@ -172,7 +172,7 @@ describe('webhook settings: GET, PUT, DELETE and rotate_secret on /api/v1/webhoo
       const refused = await put(merchant, { url, enabled: true });
       assert.equal(refused.status, 400, `${url}: ${refused.text}`);
       assert.equal(refused.json.error.code, 'invalid_request');
-      assert.equal(refused.json.error.details.field, 'url', url);
+      assert.equal(refused.json.error.details.invalid_fields[0].field, 'url', url);
     }
     assert.deepEqual(await settings(merchant), before);
   });
@@ -185,14 +185,14 @@ describe('webhook settings: GET, PUT, DELETE and rotate_secret on /api/v1/webhoo
     assert.equal(unknown.json.error.code, 'invalid_request');
     assert.match(unknown.json.error.message, /payment\.refunded/);
     assert.doesNotMatch(unknown.json.error.message, /payment\.completed/);
-    assert.equal(unknown.json.error.details.field, 'events');
+    assert.equal(unknown.json.error.details.invalid_fields[0].field, 'events');
     for (const type of documentedEventTypes) assert.ok(unknown.json.error.details.allowed.includes(type), `${type} is allowed`);
     assert.ok(!unknown.json.error.details.allowed.includes('payment.refunded'));
 
     const empty = await put(merchant, { url: hooks.url, enabled: true, events: [] });
     assert.equal(empty.status, 400, empty.text);
     assert.equal(empty.json.error.code, 'invalid_request');
-    assert.equal(empty.json.error.details.field, 'events');
+    assert.equal(empty.json.error.details.invalid_fields[0].field, 'events');
 
     assert.equal((await settings(merchant)).url, null, 'nothing was set up');
   });
