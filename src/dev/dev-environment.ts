@@ -57,7 +57,10 @@ export async function startDevEnvironment(options: { dataDir?: string; port?: nu
     }
 
     const chainConfig = {
-      name: 'anvil',
+      // Note: each run is a new chain from genesis, so it gets a name of its own. A data
+      // directory kept with --data-dir holds the previous run's cursor and addresses under
+      // the previous name; applied to this chain they would stall its watcher.
+      name: `anvil-${Date.now().toString(36)}`,
       family: 'evm',
       chain_id: anvil.chainId,
       networks: ['ERC20', 'anvil', String(anvil.chainId)],

@@ -152,7 +152,7 @@ describe('webhook URL safety in production', () => {
       const response = await t.request('PUT', '/api/v1/webhook_settings', { key: merchant.apiKey, body: { url, enabled: true } });
       assert.equal(response.status, 400, response.text);
       assert.equal(response.json.error.code, 'invalid_request');
-      assert.equal(response.json.error.details.field, 'url');
+      assert.equal(response.json.error.details.invalid_fields[0].field, 'url');
       const settings = await t.request('GET', '/api/v1/webhook_settings', { key: merchant.apiKey });
       assert.equal(settings.status, 200);
       assert.equal(settings.json.url, null);
