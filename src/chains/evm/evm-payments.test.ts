@@ -451,7 +451,7 @@ describe('chain reorganizations', () => {
     assert.equal(completed.settlement, 'paid');
     assert.equal(completed.amount_paid, 9.95);
     assert.deepEqual((await transferRows(mined.transactionHash)).map((row) => row.state), ['confirmed']);
-    assert.deepEqual(await eventTypes(payment.id), ['payment.created', 'payment.detected', 'payment.detected', 'payment.completed']);
+    assert.deepEqual(await eventTypes(payment.id), ['payment.created', 'payment.detected', 'payment.reversed', 'payment.detected', 'payment.completed']);
   });
 
   it('a reorg deeper than the confirmations reverses a completed payment (payment.reversed); mined again it completes once more, counted once', async () => {

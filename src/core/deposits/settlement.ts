@@ -59,8 +59,17 @@ export async function settlePayment(trx: Transaction, paymentId: number, now: Da
   // Note: only a payment the chain itself had paid can be reversed by the chain;
   // one an operator completed by hand stays completed.
   if (payment.status === 'completed' && payment.amountPaid >= due && paid < due) {
+    // Note: the customer paid in time; the payment gets a fresh window for the
+    // transfer to be mined again instead of expiring at once.
+    const window = payment.deposit.expiresAt ? payment.deposit.expiresAt.getTime() - payment.createdAt.getTime() : 0;
+    const expiresAt = payment.deposit.expiresAt && new Date(Math.max(payment.deposit.expiresAt.getTime(), now.getTime() + window));
     current = paymentFromRow(
-      await trx.updateTable('payments').set({ status: 'pending', updated_at: now }).where('id', '=', paymentId).returningAll().executeTakeFirstOrThrow(),
+      await trx
+        .updateTable('payments')
+        .set({ status: 'pending', updated_at: now, expires_at: expiresAt })
+        .where('id', '=', paymentId)
+        .returningAll()
+        .executeTakeFirstOrThrow(),
     );
     // Note: the status change is announced as every one is (payment.<status>), and the reorg by name.
     const reason = 'a paying transfer was removed by a chain reorganization';
@@ -75,6 +84,7 @@ export async function settlePayment(trx: Transaction, paymentId: number, now: Da
   }
   if (open && paid >= due) return transitionPayment(trx, { payment: paymentId, to: 'completed', reason: settlement === 'overpaid' ? 'overpaid' : 'paid' });
   if (detected > payment.amountDetected) await announce('payment.detected');
+  else if (detected < payment.amountDetected) await announce('payment.reversed', { reason: 'a detected transfer was removed by a chain reorganization' });
   else if (settlement === 'underpaid' && payment.settlement !== 'underpaid') await announce('payment.underpaid');
   return current;
 }
