@@ -66,7 +66,12 @@ export function parseChainConfig(text: string, source: string): ChainConfig[] {
   }
   const parsed = chainsSchema.safeParse(json);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `  ${source}[${issue.path.join('.')}]: ${issue.message}`);
+    const lines = parsed.error.issues.map((issue) => {
+      // Note: the entry's index alone is hard to find in a long list; its name, when it has one, is not.
+      const entry = typeof issue.path[0] === 'number' && Array.isArray(json) ? (json[issue.path[0]] as { name?: unknown } | undefined) : undefined;
+      const chain = typeof entry?.name === 'string' ? ` (chain ${entry.name})` : '';
+      return `  ${source}[${issue.path.join('.')}]${chain}: ${issue.message}`;
+    });
     throw new ChainConfigError(`Invalid chain configuration:\n${lines.join('\n')}`);
   }
   return parsed.data;

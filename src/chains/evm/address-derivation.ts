@@ -22,10 +22,23 @@ export type AddressDeriver = {
 
 export const evmAccountPath = "m/44'/60'/0'";
 
+const hardened = 0x80000000;
+const testnetVersions = { private: 0x04358394, public: 0x043587cf };
+
 export function createAddressDeriver(source: { xpub: string } | { mnemonic: string }): AddressDeriver {
   let account: HDKey;
   if ('xpub' in source) {
-    account = HDKey.fromExtendedKey(source.xpub);
+    try {
+      // Note: a tpub differs from an xpub only in its version bytes; both carry the same key.
+      account = HDKey.fromExtendedKey(source.xpub, source.xpub.startsWith('tpub') ? testnetVersions : undefined);
+    } catch (error) {
+      throw new Error(`the xpub is not a valid extended public key (${(error as Error).message})`);
+    }
+    // Note: an xpub of another level (the master key, or m/44'/60'/0'/0) derives
+    // addresses no standard wallet shows for this seed; refuse it rather than guess.
+    if (account.depth !== 3 || account.index < hardened) {
+      throw new Error(`the xpub must be the account-level key (${evmAccountPath}, depth 3); this one is at depth ${account.depth}`);
+    }
   } else {
     if (!validateMnemonic(source.mnemonic.trim(), wordlist)) throw new Error('the wallet mnemonic is not a valid BIP-39 English phrase');
     account = HDKey.fromMasterSeed(mnemonicToSeedSync(source.mnemonic.trim())).derive(evmAccountPath);

@@ -1,9 +1,12 @@
 import type { Logger } from 'pino';
 import { createPublicClient, http, parseAbiItem, type PublicClient, webSocket } from 'viem';
-import { confirmTransfers, initCursor, loadCursor, type ObservedTransfer, recordBlock, rewindTo, storedBlockHash, watchedAddresses } from '../../core/deposits/chain-ledger.ts';
+import { confirmTransfers, firstDepositAddressAt, initCursor, loadCursor, type ObservedTransfer, recordBlock, rewindTo, storedBlockHash, watchedAddresses } from '../../core/deposits/chain-ledger.ts';
 import type { Storage } from '../../storage/database.ts';
 import type { EvmChainConfig } from '../chain-config.ts';
 import type { ChainRuntime } from '../registry.ts';
+
+/** How far before its first deposit address a chain's first watch starts, for clocks that disagree. */
+const clockMarginSeconds = 300;
 
 const transferEvent = parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)');
 
@@ -61,11 +64,30 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
     const existing = await loadCursor(db, config.name);
     if (existing) return existing;
     const head = await client.getBlockNumber();
-    const start = config.start_block === 'latest' ? head : BigInt(Math.max(0, config.start_block - 1));
+    let start = config.start_block === 'latest' ? head : BigInt(Math.max(0, config.start_block - 1));
+    const firstAddress = config.start_block === 'latest' ? await firstDepositAddressAt(db, config.name) : undefined;
+    if (firstAddress) {
+      // Note: payments got addresses on this chain before its watch could start
+      // (the node was down): start from before the first of them, or a transfer
+      // made meanwhile would be in a block the watch never reads.
+      start = await lastBlockBefore(BigInt(Math.floor(firstAddress.getTime() / 1000) - clockMarginSeconds), head);
+    }
     const block = await client.getBlock({ blockNumber: start });
     await initCursor(db, config.name, { number: Number(block.number), hash: block.hash.toLowerCase(), parentHash: block.parentHash.toLowerCase() });
     logger.info({ block: Number(block.number) }, 'chain watch starts');
     return (await loadCursor(db, config.name))!;
+  }
+
+  /** The newest block mined before `time` (unix seconds), by binary search over block timestamps; 0 when none is. */
+  async function lastBlockBefore(time: bigint, head: bigint): Promise<bigint> {
+    let low = 0n;
+    let high = head;
+    while (low < high) {
+      const middle = (low + high + 1n) / 2n;
+      if ((await client.getBlock({ blockNumber: middle })).timestamp < time) low = middle;
+      else high = middle - 1n;
+    }
+    return low;
   }
 
   /** Reads one block and the transfers in it to watched addresses, checking every answer against the block. */
@@ -118,8 +140,10 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
     for (let number = from; number >= Math.max(0, from - config.reorg_window); number--) {
       const stored = await storedBlockHash(db, config.name, number);
       if (!stored) break;
-      const canonical = await client.getBlock({ blockNumber: BigInt(number) }).catch(() => undefined);
-      if (canonical?.hash?.toLowerCase() === stored) return { number, hash: stored };
+      // Note: a failed lookup fails the step (to be retried); taken as a mismatch, it would
+      // rewind below the real fork and undo transfers that are still on the chain.
+      const canonical = await client.getBlock({ blockNumber: BigInt(number) });
+      if (canonical.hash?.toLowerCase() === stored) return { number, hash: stored };
     }
     throw new InconsistentChainDataError(`reorg deeper than the reorg window of ${config.reorg_window} blocks below ${from}; refusing to continue`);
   }
@@ -128,7 +152,6 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
     await checkNode();
     let cursor = await ensureCursor();
     const head = Number(await client.getBlockNumber());
-    report('ok', { head, processed: cursor.number, error: null });
     if (head < cursor.number) {
       // Note: a node behind our cursor (restarted, resyncing, or a new chain) is
       // checked block by block: if its block at our height differs, rewind.
@@ -138,9 +161,17 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
         const fork = await findFork(head);
         await rewindTo(db, { chain: config.name, fork });
         logger.warn({ fork: fork.number }, 'node is behind and on another branch; rewound');
-      } else logger.warn({ head, processed: cursor.number }, 'node is behind the last processed block; waiting');
+        report('ok', { head, processed: fork.number, error: null });
+      } else {
+        // Note: not following the chain is not "ok", even when nothing is wrong with what was recorded.
+        logger.warn({ head, processed: cursor.number }, 'node is behind the last processed block; waiting');
+        report('degraded', { head, processed: cursor.number, error: `the node's head ${head} is behind the last processed block ${cursor.number}; waiting for it` });
+      }
       return;
     }
+    // Note: the state stays what it was until the step shows otherwise: a failure
+    // that recurs every step must not flash "ok" between attempts.
+    runtime.status = { ...runtime.status, head, processed: cursor.number, updatedAt: new Date() };
     for (let processed = 0; cursor.number < head && processed < maxBlocksPerStep && !stopped; processed++) {
       const next = await readBlock(cursor.number + 1);
       if (next.block.parentHash !== cursor.hash) {
@@ -153,9 +184,12 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
       const affected = await recordBlock(db, { chain: config.name, block: next.block, transfers: next.transfers, reorgWindow: config.reorg_window });
       if (next.transfers.length > 0) logger.info({ block: next.block.number, transfers: next.transfers.length, payments: affected.length }, 'transfers recorded');
       cursor = { number: next.block.number, hash: next.block.hash };
-      report('ok', { processed: cursor.number });
+      report('ok', { processed: cursor.number, error: null });
     }
-    await confirmTransfers(db, { chain: config.name, head, defaultConfirmations: config.confirmations });
+    // Note: confirmations count up to the last block checked against its parent, not the
+    // node's head: a block we have not processed yet may still turn out to be on another branch.
+    await confirmTransfers(db, { chain: config.name, head: cursor.number, defaultConfirmations: config.confirmations });
+    report('ok', { error: null });
     // Note: more blocks behind than one step takes: go on without sleeping.
     if (cursor.number < head && !stopped) wake?.();
   }

@@ -36,6 +36,12 @@ export async function initCursor(db: Db, chain: string, block: BlockRef): Promis
   });
 }
 
+/** When the first deposit address on `chain` was handed out; undefined when none was. */
+export async function firstDepositAddressAt(db: Db, chain: string): Promise<Date | undefined> {
+  const row = await db.selectFrom('deposit_addresses').select((eb) => eb.fn.min('created_at').as('first')).where('chain', '=', chain).executeTakeFirst();
+  return row?.first ? new Date(row.first as Date | string) : undefined;
+}
+
 export async function storedBlockHash(db: Db, chain: string, number: number): Promise<string | undefined> {
   const row = await db.selectFrom('chain_blocks').select('hash').where('chain', '=', chain).where('number', '=', number).executeTakeFirst();
   return row?.hash;
