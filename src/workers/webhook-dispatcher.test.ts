@@ -111,17 +111,20 @@ function countingConcurrency(receiver: WebhookReceiver, delayMs: number) {
   return stats;
 }
 
+/** How late an attempt may come past its scaled delay: scheduling slack on a busy two-core machine, not part of the schedule. */
+const lateSlackMs = 1_000;
+
 /**
  * Asserts that the gaps between attempts follow the schedule 1 : 5 : 15 : 60 : 240:
- * each gap is at least its scaled delay and shorter than the next step.
+ * each gap is at least its scaled delay, and not later than a quarter more plus
+ * the slack a loaded machine needs.
  */
 function assertScheduled(attempts: ReceivedWebhook[]) {
   const gaps = attempts.slice(1).map((webhook, index) => webhook.receivedAt - attempts[index]!.receivedAt);
   for (const [index, gap] of gaps.entries()) {
     const delay = scaledDelaysMs[index]!;
-    const nextStep = scaledDelaysMs[index + 1] ?? delay * 1.25;
     assert.ok(gap >= delay, `attempt ${index + 2} came ${gap} ms after attempt ${index + 1}, before its ${delay} ms delay (gaps: ${gaps.join(', ')})`);
-    assert.ok(gap < nextStep, `attempt ${index + 2} came ${gap} ms after attempt ${index + 1}, far past its ${delay} ms delay (gaps: ${gaps.join(', ')})`);
+    assert.ok(gap < delay * 1.25 + lateSlackMs, `attempt ${index + 2} came ${gap} ms after attempt ${index + 1}, far past its ${delay} ms delay (gaps: ${gaps.join(', ')})`);
   }
 }
 
