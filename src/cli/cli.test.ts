@@ -95,7 +95,7 @@ describe('paycrypt CLI', { concurrency: true }, () => {
       });
       server.stdout!.on('data', (chunk) => (serverLog += chunk));
       server.stderr!.on('data', (chunk) => (serverLog += chunk));
-      const deadline = Date.now() + 30_000;
+      const deadline = Date.now() + 90_000;
       for (;;) {
         if (server.exitCode !== null) assert.fail(`paycrypt serve exited with ${server.exitCode}:\n${serverLog}`);
         const healthy = await fetch(`${baseUrl}/health`).then(
@@ -103,7 +103,7 @@ describe('paycrypt CLI', { concurrency: true }, () => {
           () => false,
         );
         if (healthy) break;
-        if (Date.now() > deadline) assert.fail(`paycrypt serve did not become healthy within 30 s:\n${serverLog}`);
+        if (Date.now() > deadline) assert.fail(`paycrypt serve did not become healthy within 90 s:\n${serverLog}`);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     });

@@ -128,7 +128,7 @@ describe('paycrypt webhooks set|show|rotate|disable|redeliver beside a running g
     });
     server.stdout!.on('data', (chunk) => (serverLog += chunk));
     server.stderr!.on('data', (chunk) => (serverLog += chunk));
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 90_000;
     for (;;) {
       if (server.exitCode !== null) assert.fail(`paycrypt serve exited with ${server.exitCode}:\n${serverLog}`);
       const healthy = await fetch(`${baseUrl}/health`).then(
@@ -136,7 +136,7 @@ describe('paycrypt webhooks set|show|rotate|disable|redeliver beside a running g
         () => false,
       );
       if (healthy) break;
-      if (Date.now() > deadline) assert.fail(`paycrypt serve did not become healthy within 30 s:\n${serverLog}`);
+      if (Date.now() > deadline) assert.fail(`paycrypt serve did not become healthy within 90 s:\n${serverLog}`);
       await sleep(200);
     }
     adminToken = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
