@@ -1,9 +1,18 @@
 import type { Logger } from 'pino';
-import { type ClaimedDelivery, claimDueDeliveries, nextDueAt, recordAttempt, webhookChannel } from '../core/webhooks/delivery-queue.ts';
+import {
+  type AttemptOutcome,
+  type ClaimedDelivery,
+  claimDueDeliveries,
+  nextDueAt,
+  recordAttempts,
+  releaseDeliveries,
+  type SettledAttempt,
+  webhookChannel,
+} from '../core/webhooks/delivery-queue.ts';
 import { endpointFromRow, type WebhookEndpoint } from '../core/webhooks/endpoints.ts';
 import type { WebhookUrlPolicy } from '../core/webhooks/url-safety.ts';
 import type { MasterKey } from '../internal/secrets.ts';
-import type { Storage } from '../storage/database.ts';
+import type { Db, Storage } from '../storage/database.ts';
 import { sendWebhook } from './webhook-sender.ts';
 
 /**
@@ -27,9 +36,9 @@ export type WebhookDispatcherOptions = {
   timeoutMs: number;
   /** Multiplies the retry delays; 1 in production, small in tests. */
   timeScale: number;
-  /** Deliveries in flight in this process at most. */
+  /** Webhook requests in flight in this process at most. */
   concurrency: number;
-  /** Deliveries in flight to one endpoint in this process at most. */
+  /** Webhook requests in flight to one endpoint in this process at most. */
   endpointConcurrency: number;
   /** How long a claim holds a delivery (default: the timeout plus 30 s); a dead process's claims run out after it. */
   leaseMs?: number;
@@ -39,19 +48,47 @@ export type WebhookDispatcherOptions = {
 
 export type WebhookDispatcher = { stop(): Promise<void>; wake(): void };
 
+type Ready = { delivery: ClaimedDelivery; endpoint: WebhookEndpoint };
+
 /**
  * The webhook dispatcher: claims due deliveries, sends them, logs every
  * attempt and schedules retries. Wakes on the queue's NOTIFY (sent when an
  * event commits), on the next retry's due time, and at least every poll
  * interval. Run one in each gateway process; they share the queue safely.
+ *
+ * @dev Claiming, sending and recording overlap, so that neither the network
+ * nor the database waits for the other:
+ * - a claim takes more than there are free slots; the rest wait in `ready`
+ *   and go out the moment a slot frees, while the next claim is under way.
+ *   One that could no longer finish inside its lease is given back instead of
+ *   sent, so a lease still means no two processes send the same delivery at
+ *   once;
+ * - a request's slot is freed as soon as its answer is in; its attempt is
+ *   recorded afterwards, in batches (see `createAttemptRecorder`). The
+ *   delivery stays leased and pending until that commit, so nothing else (not
+ *   even the payment's next event) can take it meanwhile. Claiming pauses
+ *   while twice `concurrency` answered attempts wait for their record.
  */
 export function startWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
   const { storage, logger } = options;
   const db = storage.db;
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const leaseMs = options.leaseMs ?? options.timeoutMs + 30_000;
-  const inFlight = new Set<Promise<void>>();
+  /**
+   * Claimed ahead, at most this many. Two batches: a claim takes longer than
+   * a quick receiver needs to answer a full set of requests.
+   */
+  const readyLimit = 2 * options.concurrency;
+  /** A claim is not worth a round trip for fewer than this many while others are still ready. */
+  const minClaim = Math.max(1, Math.floor(readyLimit / 4));
+  /** Attempts under way, from launch to record; `stop` waits for them. */
+  const running = new Set<Promise<void>>();
+  const ready: Ready[] = [];
+  /** Requests in flight, in all and per endpoint. */
+  let sending = 0;
   const perEndpoint = new Map<string, number>();
+  /** Attempts answered and not yet recorded. */
+  let recording = 0;
   let stopped = false;
   let wakeUp: (() => void) | undefined;
   let pendingWake = false;
@@ -67,60 +104,112 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     return async () => {};
   });
 
-  async function deliver(delivery: ClaimedDelivery): Promise<void> {
-    const [eventRow, endpointRow] = await Promise.all([
-      db.selectFrom('events').select(['id', 'type', 'data', 'created_at']).where('id', '=', delivery.eventId).executeTakeFirstOrThrow(),
-      db.selectFrom('webhook_endpoints').selectAll().where('id', '=', delivery.endpointId).executeTakeFirstOrThrow(),
-    ]);
-    const endpoint = endpointFromRow(options.master, endpointRow);
-    const request = options.buildRequest({ id: eventRow.id, type: eventRow.type, data: eventRow.data, createdAt: eventRow.created_at }, endpoint, new Date());
-    const outcome = await sendWebhook({ url: endpoint.url, ...request, timeoutMs: options.timeoutMs, policy: options.policy });
+  const recorder = createAttemptRecorder(db);
+
+  async function deliver(delivery: ClaimedDelivery, endpoint: WebhookEndpoint): Promise<void> {
+    let outcome: AttemptOutcome;
+    try {
+      const request = options.buildRequest(delivery.event, endpoint, new Date());
+      outcome = await sendWebhook({ url: endpoint.url, ...request, timeoutMs: options.timeoutMs, policy: options.policy });
+    } finally {
+      freeSlot(delivery.endpointId);
+    }
     const delay = outcome.succeeded ? undefined : webhookRetryDelaysMs[delivery.attempt - 1];
     const retryAt = delay === undefined ? undefined : new Date(Date.now() + delay * options.timeScale);
-    await recordAttempt(db, { delivery, outcome, retryAt });
+    recording += 1;
+    try {
+      await recorder.record({ delivery, outcome, retryAt });
+    } finally {
+      recording -= 1;
+    }
     const log = { delivery_id: delivery.id, event_id: delivery.eventId, attempt: delivery.attempt, status_code: outcome.statusCode, ms: Math.round(outcome.durationMs) };
     if (outcome.succeeded) logger.debug(log, 'webhook delivered');
     else logger.warn({ ...log, error: outcome.error, final: retryAt === undefined }, retryAt ? 'webhook attempt failed; will retry' : 'webhook delivery failed for good');
   }
 
-  function launch(delivery: ClaimedDelivery) {
+  function launch({ delivery, endpoint }: Ready) {
+    sending += 1;
     perEndpoint.set(delivery.endpointId, (perEndpoint.get(delivery.endpointId) ?? 0) + 1);
-    const running: Promise<void> = deliver(delivery)
+    const attempt: Promise<void> = deliver(delivery, endpoint)
       .catch((error: unknown) => {
         // Note: the lease runs out and another claim retries; nothing is lost.
         logger.error({ err: error, delivery_id: delivery.id }, 'webhook attempt could not be recorded; it will be retried after its lease');
       })
       .finally(() => {
-        inFlight.delete(running);
-        const left = (perEndpoint.get(delivery.endpointId) ?? 1) - 1;
-        if (left > 0) perEndpoint.set(delivery.endpointId, left);
-        else perEndpoint.delete(delivery.endpointId);
+        running.delete(attempt);
+        // Note: a recorded attempt may let its payment's next event go.
         wake();
       });
-    inFlight.add(running);
+    running.add(attempt);
   }
 
-  async function claimBatch(): Promise<number> {
+  function freeSlot(endpointId: string) {
+    sending -= 1;
+    const left = (perEndpoint.get(endpointId) ?? 1) - 1;
+    if (left > 0) perEndpoint.set(endpointId, left);
+    else perEndpoint.delete(endpointId);
+    launchReady();
+    wake();
+  }
+
+  /** Sends ready deliveries, in claim order, while there are slots for them; gives back those whose lease is too short now. */
+  function launchReady() {
+    const expiring: ClaimedDelivery[] = [];
+    // Note: an attempt sent now ends (or times out) before this; its lease must last that long.
+    const latest = Date.now() + options.timeoutMs;
+    for (let index = 0; index < ready.length && sending < options.concurrency; ) {
+      const item = ready[index]!;
+      if (item.delivery.leaseUntil.getTime() < latest) {
+        expiring.push(item.delivery);
+        ready.splice(index, 1);
+      } else if ((perEndpoint.get(item.delivery.endpointId) ?? 0) < options.endpointConcurrency) {
+        ready.splice(index, 1);
+        launch(item);
+      } else index += 1;
+    }
+    if (expiring.length > 0) giveBack(expiring);
+  }
+
+  function giveBack(deliveries: ClaimedDelivery[]) {
+    const release = releaseDeliveries(db, deliveries).catch((error: unknown) => {
+      // Note: they come back anyway when their leases run out.
+      logger.warn({ err: error, deliveries: deliveries.length }, 'webhook dispatcher could not give back unsent deliveries; they wait for their leases');
+    });
+    running.add(release);
+    void release.finally(() => running.delete(release));
+  }
+
+  /** Busy slots per endpoint, counting those ready to go. */
+  function endpointLoad(): Map<string, number> {
+    const load = new Map(perEndpoint);
+    for (const { delivery } of ready) load.set(delivery.endpointId, (load.get(delivery.endpointId) ?? 0) + 1);
+    return load;
+  }
+
+  /** Claims what fits in the free slots and up to `readyLimit` ahead; returns whether it got all it asked for. */
+  async function claimBatch(): Promise<boolean> {
     const now = new Date();
+    const room = options.concurrency + readyLimit - sending - ready.length;
+    if (room <= 0 || recording >= 2 * options.concurrency || (room < minClaim && ready.length > 0)) return false;
     lookedAt = now;
-    const free = options.concurrency - inFlight.size;
-    if (free <= 0) return 0;
-    const reserved = new Map<string, number>();
     const claimed = await claimDueDeliveries(db, {
       now,
-      limit: free,
+      limit: room,
       leaseUntil: new Date(now.getTime() + leaseMs),
-      // Note: a backlog to an endpoint at its limit must not fill the batch and starve every other endpoint.
-      skipEndpoints: [...perEndpoint].filter(([, count]) => count >= options.endpointConcurrency).map(([endpointId]) => endpointId),
-      accept: ({ endpointId }) => {
-        const used = (perEndpoint.get(endpointId) ?? 0) + (reserved.get(endpointId) ?? 0);
-        if (used >= options.endpointConcurrency) return false;
-        reserved.set(endpointId, (reserved.get(endpointId) ?? 0) + 1);
-        return true;
-      },
+      // Note: a backlog to an endpoint at its limit must not fill the batch
+      // and starve every other endpoint; two of its batches ahead at most.
+      endpointLimit: 3 * options.endpointConcurrency,
+      busy: endpointLoad(),
     });
-    for (const delivery of claimed) launch(delivery);
-    return claimed.length;
+    // Note: a batch mostly goes to few endpoints; each one's secrets are unsealed once per batch.
+    const endpoints = new Map<string, WebhookEndpoint>();
+    for (const delivery of claimed) {
+      let endpoint = endpoints.get(delivery.endpointId);
+      if (!endpoint) endpoints.set(delivery.endpointId, (endpoint = endpointFromRow(options.master, delivery.endpoint, now)));
+      ready.push({ delivery, endpoint });
+    }
+    launchReady();
+    return claimed.length === room;
   }
 
   async function sleep() {
@@ -128,7 +217,9 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     // Note: a due delivery that was not claimed waits on an earlier one or on
     // its endpoint's limit; a finishing attempt wakes the loop for it. One that
     // fell due after the last look (even by a millisecond) is looked at now.
-    const due = await nextDueAt(db, lookedAt).catch(() => undefined);
+    // With a wake-up pending, or deliveries ready or in flight, a finishing
+    // attempt wakes the loop soon anyway, so the look is skipped.
+    const due = pendingWake || ready.length > 0 || sending >= options.concurrency ? undefined : await nextDueAt(db, lookedAt).catch(() => undefined);
     if (due) timeout = Math.min(timeout, Math.max(0, due.getTime() - Date.now()));
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeout);
@@ -145,9 +236,8 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     while (!stopped) {
       pendingWake = false;
       try {
-        const claimed = await claimBatch();
         // Note: a full batch may mean more is due; look again at once.
-        if (claimed > 0 && inFlight.size < options.concurrency) continue;
+        if (await claimBatch()) continue;
       } catch (error) {
         logger.warn({ err: error }, 'webhook dispatcher could not claim deliveries; retrying');
       }
@@ -161,8 +251,62 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       stopped = true;
       wakeUp?.();
       await loop;
-      await Promise.allSettled([...inFlight]);
+      // Note: what was claimed but not sent goes back to the queue at once, for the next process.
+      if (ready.length > 0) giveBack(ready.splice(0).map(({ delivery }) => delivery));
+      while (running.size > 0) await Promise.allSettled([...running]);
       await (await unlisten)();
+    },
+  };
+}
+
+type PendingRecord = { attempt: SettledAttempt; resolve: () => void; reject: (error: unknown) => void };
+
+/** Attempts logged per statement at most. */
+const recordBatchLimit = 500;
+/**
+ * Statements logging attempts at once: with one, the attempt that ends first
+ * in a wave is written alone and the rest of the wave waits for it.
+ */
+const recordWriters = 2;
+
+/**
+ * Records finished attempts in batches (group commit): an attempt that ends
+ * while a batch is being written waits for the next one, which takes every
+ * attempt that ended meanwhile. On an idle queue a batch is one attempt,
+ * written at once; under load one statement settles many.
+ *
+ * @dev `record` resolves only once its attempt is committed: until then the
+ * delivery stays leased and pending, so a payment's next event still waits
+ * behind it and a crash loses nothing but the log line (the attempt is
+ * repeated after the lease). If a batch fails, its attempts are written one
+ * by one, so one bad row does not hold back the others.
+ */
+function createAttemptRecorder(db: Db): { record(attempt: SettledAttempt): Promise<void> } {
+  const queue: PendingRecord[] = [];
+  let writers = 0;
+
+  async function write(batch: PendingRecord[]): Promise<void> {
+    try {
+      await recordAttempts(db, batch.map((item) => item.attempt));
+      for (const item of batch) item.resolve();
+    } catch (error) {
+      if (batch.length === 1) return batch[0]!.reject(error);
+      for (const item of batch) await recordAttempts(db, [item.attempt]).then(item.resolve, item.reject);
+    }
+  }
+
+  async function drain(): Promise<void> {
+    writers += 1;
+    while (queue.length > 0) await write(queue.splice(0, recordBatchLimit));
+    writers -= 1;
+  }
+
+  return {
+    record(attempt) {
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ attempt, resolve, reject });
+        if (writers < recordWriters) void drain();
+      });
     },
   };
 }

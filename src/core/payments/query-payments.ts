@@ -23,20 +23,34 @@ export type ListPaymentsInput = {
   perPage: number;
 };
 
-/** A page of a merchant's payments, newest first, with the total that match. */
+/**
+ * A page of a merchant's payments, newest first, with the total that match.
+ *
+ * @dev The page is found by id first and its rows read after: the ids come
+ * from an index-only scan of `(merchant_id[, status], created_at, id)`, so
+ * the rows an offset skips are never read from the table. A deep page of a
+ * large merchant otherwise reads every skipped row.
+ */
 export async function listPayments(db: Db, input: ListPaymentsInput): Promise<{ payments: Payment[]; total: number }> {
   let filtered = db.selectFrom('payments').where('merchant_id', '=', input.merchantId);
   if (input.status) filtered = filtered.where('status', '=', input.status);
   if (input.from) filtered = filtered.where('created_at', '>=', input.from);
   if (input.until) filtered = filtered.where('created_at', '<', input.until);
 
+  const pageIds = filtered
+    .select('id')
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(input.perPage)
+    .offset((input.page - 1) * input.perPage);
   const [rows, count] = await Promise.all([
-    filtered
+    db
+      .selectFrom('payments')
       .selectAll()
+      .where('merchant_id', '=', input.merchantId)
+      .where('id', 'in', pageIds)
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
-      .limit(input.perPage)
-      .offset((input.page - 1) * input.perPage)
       .execute(),
     filtered.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow(),
   ]);
