@@ -18,25 +18,38 @@ export type EventRecord = {
   createdAt: Date;
 };
 
-export async function appendEvent(
-  trx: Transaction,
-  event: { merchantId: number; paymentId: number | null; type: string; data: unknown; at: Date },
-): Promise<EventRecord> {
-  const id = createId('evt');
-  const { seq } = await trx
-    .insertInto('events')
-    .values({
-      id,
-      merchant_id: event.merchantId,
-      payment_id: event.paymentId,
-      type: event.type,
-      data: JSON.stringify(event.data),
-      created_at: event.at,
-    })
-    .returning('seq')
-    .executeTakeFirstOrThrow();
-  await enqueueDeliveries(trx, { id, seq, merchantId: event.merchantId, paymentId: event.paymentId, type: event.type, at: event.at });
-  return { id, merchantId: event.merchantId, paymentId: event.paymentId, type: event.type, data: event.data, createdAt: event.at };
+export type NewEvent = { merchantId: number; paymentId: number | null; type: string; data: unknown; at: Date };
+
+export async function appendEvent(trx: Transaction, event: NewEvent): Promise<EventRecord> {
+  return (await appendEvents(trx, [event]))[0]!;
+}
+
+/** Appends many events, in order, with two statements per thousand however many there are, and queues their deliveries. */
+export async function appendEvents(trx: Transaction, events: readonly NewEvent[]): Promise<EventRecord[]> {
+  const records = events.map((event) => ({ id: createId('evt'), ...event }));
+  const seqs = new Map<string, number>();
+  for (let start = 0; start < records.length; start += 1_000) {
+    const rows = await trx
+      .insertInto('events')
+      .values(
+        records.slice(start, start + 1_000).map((record) => ({
+          id: record.id,
+          merchant_id: record.merchantId,
+          payment_id: record.paymentId,
+          type: record.type,
+          data: JSON.stringify(record.data),
+          created_at: record.at,
+        })),
+      )
+      .returning(['id', 'seq'])
+      .execute();
+    for (const row of rows) seqs.set(row.id, row.seq);
+  }
+  await enqueueDeliveries(
+    trx,
+    records.map((record) => ({ id: record.id, seq: seqs.get(record.id)!, merchantId: record.merchantId, paymentId: record.paymentId, type: record.type, at: record.at })),
+  );
+  return records.map((record) => ({ id: record.id, merchantId: record.merchantId, paymentId: record.paymentId, type: record.type, data: record.data, createdAt: record.at }));
 }
 
 export type EventPage = { events: EventRecord[]; hasMore: boolean };

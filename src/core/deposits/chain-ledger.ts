@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db, Transaction } from '../../storage/database.ts';
-import { settlePayment } from './settlement.ts';
+import { settlePayments } from './settlement.ts';
 
 /**
  * What a chain watcher writes: the blocks it has processed (the unfinalized
@@ -111,7 +111,7 @@ export async function recordBlock(db: Db, input: { chain: string; block: BlockRe
         .execute();
     }
     const affected = new Set(input.transfers.map((transfer) => transfer.paymentId).filter((id): id is number => id !== null));
-    for (const paymentId of affected) await settlePayment(trx, paymentId, now);
+    await settlePayments(trx, [...affected], now);
     return [...affected];
   });
 }
@@ -133,7 +133,7 @@ export async function confirmTransfers(db: Db, input: { chain: string; head: num
       returning t.payment_id, t.state
     `.execute(trx);
     const confirmed = [...new Set(rows.filter((row) => row.state === 'confirmed' && row.payment_id !== null).map((row) => row.payment_id!))];
-    for (const paymentId of confirmed) await settlePayment(trx, paymentId, now);
+    await settlePayments(trx, confirmed, now);
     return confirmed;
   });
 }
@@ -161,7 +161,7 @@ export async function rewindTo(db: Db, input: { chain: string; fork: { number: n
       .where('chain', '=', input.chain)
       .execute();
     const affected = [...new Set(removed.map((row) => row.payment_id).filter((id): id is number => id !== null))];
-    for (const paymentId of affected) await settlePayment(trx, paymentId, now);
+    await settlePayments(trx, affected, now);
     return affected;
   });
 }

@@ -1,37 +1,85 @@
 import { sql } from 'kysely';
 import type { Transaction } from '../../storage/database.ts';
 import type { Settlement } from '../../storage/schema.ts';
-import { appendEvent } from '../events.ts';
-import { type Payment, paymentFromRow, paymentSnapshot } from '../payments/payment.ts';
-import { transitionPayment } from '../payments/transitions.ts';
+import { appendEvents, type NewEvent } from '../events.ts';
+import { type Payment, type PaymentStatus, paymentFromRow, paymentSnapshot } from '../payments/payment.ts';
 
 /**
- * Brings a payment in line with the transfers recorded for it: how much is
- * detected and confirmed, whether it is paid, under- or overpaid, and its
- * status. Called in the transaction that changed its transfers, so the
- * payment, its transfers and the events that announce them commit together.
+ * Brings payments in line with the transfers recorded for them: how much is
+ * detected and confirmed, whether each is paid, under- or overpaid, and its
+ * status. Called in the transaction that changed their transfers, so the
+ * payments, their transfers and the events that announce them commit
+ * together. A block's payments are settled as one set: a constant number of
+ * statements however many payments the block pays.
  *
  * @dev Only confirmed transfers pay: a payment completes once the confirmed
- * amount of its own asset reaches the amount due. A reorg that removes a
- * paying transfer after completion moves the payment back to `pending` with
+ * amount of its own asset reaches the amount due (`pending`/`approved` →
+ * `completed`, as the state machine allows). A reorg that removes a paying
+ * transfer after completion moves the payment back to `pending` with
  * `payment.reversed` — the one way out of `completed`, and only on chain
  * evidence. Transfers of another asset are recorded but never count.
  */
-export async function settlePayment(trx: Transaction, paymentId: number, now: Date): Promise<Payment> {
-  const row = await trx.selectFrom('payments').selectAll().where('id', '=', paymentId).forUpdate().executeTakeFirstOrThrow();
-  const payment = paymentFromRow(row);
-  if (!payment.crypto || !payment.deposit) return payment;
-
-  const { rows } = await sql<{ paid: string | null; detected: string | null; unconfirmed: string | null }>`
-    select
-      sum(amount) filter (where state = 'confirmed') as paid,
-      sum(amount) as detected,
-      sum(amount) filter (where state = 'detected') as unconfirmed
-    from chain_transfers
-    where payment_id = ${paymentId} and asset = ${payment.crypto.currency} and state <> 'removed'
+export async function settlePayments(trx: Transaction, paymentIds: readonly number[], now: Date): Promise<void> {
+  if (paymentIds.length === 0) return;
+  const ids = [...new Set(paymentIds)].sort((a, b) => a - b);
+  // Note: locked in id order, so two transactions settling overlapping sets cannot deadlock.
+  const rows = await trx.selectFrom('payments').selectAll().where('id', 'in', ids).orderBy('id').forUpdate().execute();
+  const { rows: sums } = await sql<{ payment_id: number; paid: string | null; detected: string | null }>`
+    select t.payment_id, sum(t.amount) filter (where t.state = 'confirmed') as paid, sum(t.amount) as detected
+    from chain_transfers t join payments p on p.id = t.payment_id
+    where t.payment_id = any(${sql.val(ids)}::bigint[]) and t.asset = p.crypto_currency and t.state <> 'removed'
+    group by t.payment_id
   `.execute(trx);
-  const paid = BigInt(rows[0]?.paid ?? '0');
-  const detected = BigInt(rows[0]?.detected ?? '0');
+  const totals = new Map(sums.map((row) => [Number(row.payment_id), { paid: BigInt(row.paid ?? '0'), detected: BigInt(row.detected ?? '0') }]));
+
+  const decisions = rows
+    .map(paymentFromRow)
+    .map((payment) => decide(payment, totals.get(payment.id) ?? { paid: 0n, detected: 0n }, now))
+    .filter((decision): decision is Decision => decision !== undefined);
+  if (decisions.length === 0) return;
+
+  const { rows: updated } = await sql<Parameters<typeof paymentFromRow>[0]>`
+    update payments p
+    set amount_paid = v.paid, amount_detected = v.detected, settlement = v.settlement, status = v.status, expires_at = v.expires_at, updated_at = ${now}
+    from unnest(
+      ${sql.val(decisions.map((d) => d.id))}::bigint[],
+      ${sql.val(decisions.map((d) => d.paid.toString()))}::numeric[],
+      ${sql.val(decisions.map((d) => d.detected.toString()))}::numeric[],
+      ${sql.val(decisions.map((d) => d.settlement))}::text[],
+      ${sql.val(decisions.map((d) => d.status))}::text[],
+      ${sql.val(decisions.map((d) => d.expiresAt?.toISOString() ?? null))}::timestamptz[]
+    ) as v(id, paid, detected, settlement, status, expires_at)
+    where p.id = v.id
+    returning p.*
+  `.execute(trx);
+  const snapshots = new Map(updated.map((row) => paymentFromRow(row)).map((payment) => [payment.id, paymentSnapshot(payment)]));
+  const events: NewEvent[] = decisions.flatMap((decision) =>
+    decision.events.map(({ type, extra }) => ({
+      merchantId: decision.merchantId,
+      paymentId: decision.id,
+      type,
+      data: { payment: snapshots.get(decision.id), ...extra },
+      at: now,
+    })),
+  );
+  await appendEvents(trx, events);
+}
+
+type Decision = {
+  id: number;
+  merchantId: number;
+  paid: bigint;
+  detected: bigint;
+  settlement: Settlement;
+  status: PaymentStatus;
+  expiresAt: Date | null;
+  events: Array<{ type: string; extra: Record<string, unknown> }>;
+};
+
+/** What a payment becomes given its confirmed (`paid`) and seen (`detected`) amounts; undefined when nothing changes. */
+function decide(payment: Payment, totals: { paid: bigint; detected: bigint }, now: Date): Decision | undefined {
+  if (!payment.crypto || !payment.deposit) return undefined;
+  const { paid, detected } = totals;
   const due = payment.crypto.amount;
   const open = payment.status === 'pending' || payment.status === 'approved';
 
@@ -41,50 +89,41 @@ export async function settlePayment(trx: Transaction, paymentId: number, now: Da
   else if (detected > paid) settlement = 'detected';
   else if (paid > 0n) settlement = 'underpaid';
   else settlement = 'awaiting_payment';
+  if (paid === payment.amountPaid && detected === payment.amountDetected && settlement === payment.settlement) return undefined;
 
-  const changed = paid !== payment.amountPaid || detected !== payment.amountDetected || settlement !== payment.settlement;
-  if (!changed) return payment;
-
-  let current = paymentFromRow(
-    await trx
-      .updateTable('payments')
-      .set({ amount_paid: paid.toString(), amount_detected: detected.toString(), settlement, updated_at: now })
-      .where('id', '=', paymentId)
-      .returningAll()
-      .executeTakeFirstOrThrow(),
-  );
-  const announce = (type: string, extra: Record<string, unknown> = {}) =>
-    appendEvent(trx, { merchantId: current.merchantId, paymentId, type, data: { payment: paymentSnapshot(current), ...extra }, at: now });
-
+  const decision: Decision = {
+    id: payment.id,
+    merchantId: payment.merchantId,
+    paid,
+    detected,
+    settlement,
+    status: payment.status,
+    expiresAt: payment.deposit.expiresAt,
+    events: [],
+  };
   // Note: only a payment the chain itself had paid can be reversed by the chain;
   // one an operator completed by hand stays completed.
   if (payment.status === 'completed' && payment.amountPaid >= due && paid < due) {
     // Note: the customer paid in time; the payment gets a fresh window for the
     // transfer to be mined again instead of expiring at once.
     const window = payment.deposit.expiresAt ? payment.deposit.expiresAt.getTime() - payment.createdAt.getTime() : 0;
-    const expiresAt = payment.deposit.expiresAt && new Date(Math.max(payment.deposit.expiresAt.getTime(), now.getTime() + window));
-    current = paymentFromRow(
-      await trx
-        .updateTable('payments')
-        .set({ status: 'pending', updated_at: now, expires_at: expiresAt })
-        .where('id', '=', paymentId)
-        .returningAll()
-        .executeTakeFirstOrThrow(),
-    );
+    decision.expiresAt = payment.deposit.expiresAt && new Date(Math.max(payment.deposit.expiresAt.getTime(), now.getTime() + window));
+    decision.status = 'pending';
     // Note: the status change is announced as every one is (payment.<status>), and the reorg by name.
     const reason = 'a paying transfer was removed by a chain reorganization';
-    await announce('payment.pending', { reason });
-    await announce('payment.reversed', { reason });
-    return current;
+    decision.events.push({ type: 'payment.pending', extra: { reason } }, { type: 'payment.reversed', extra: { reason } });
+  } else if (!open) {
+    // Note: a closed payment (completed included) stays closed: more funds are a late transfer, not a new detection.
+    if (detected > payment.amountDetected) decision.events.push({ type: 'payment.late_transfer', extra: { reason: `funds arrived after the payment was ${payment.status}` } });
+  } else if (paid >= due) {
+    decision.status = 'completed';
+    decision.events.push({ type: 'payment.completed', extra: { reason: settlement === 'overpaid' ? 'overpaid' : 'paid' } });
+  } else if (detected > payment.amountDetected) {
+    decision.events.push({ type: 'payment.detected', extra: {} });
+  } else if (detected < payment.amountDetected) {
+    decision.events.push({ type: 'payment.reversed', extra: { reason: 'a detected transfer was removed by a chain reorganization' } });
+  } else if (settlement === 'underpaid' && payment.settlement !== 'underpaid') {
+    decision.events.push({ type: 'payment.underpaid', extra: {} });
   }
-  // Note: a completed payment is closed too: more funds are a late transfer, not a new detection.
-  if (!open) {
-    if (detected > payment.amountDetected) await announce('payment.late_transfer', { reason: `funds arrived after the payment was ${payment.status}` });
-    return current;
-  }
-  if (open && paid >= due) return transitionPayment(trx, { payment: paymentId, to: 'completed', reason: settlement === 'overpaid' ? 'overpaid' : 'paid' });
-  if (detected > payment.amountDetected) await announce('payment.detected');
-  else if (detected < payment.amountDetected) await announce('payment.reversed', { reason: 'a detected transfer was removed by a chain reorganization' });
-  else if (settlement === 'underpaid' && payment.settlement !== 'underpaid') await announce('payment.underpaid');
-  return current;
+  return decision;
 }

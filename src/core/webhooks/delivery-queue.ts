@@ -20,25 +20,44 @@ import type { WebhookEndpointTable } from '../../storage/schema.ts';
 export const webhookChannel = 'paycrypt_webhooks';
 
 /**
- * Fans an event out to the merchant's endpoints that take its type, in the
- * event's own transaction. A switched-off endpoint gets its deliveries too:
+ * Fans events out to their merchants' endpoints that take their type, in the
+ * events' own transaction. A switched-off endpoint gets its deliveries too:
  * they wait, unclaimed, until it is switched back on.
  */
 export async function enqueueDeliveries(
   trx: Transaction,
-  event: { id: string; seq: number; merchantId: number; paymentId: number | null; type: string; at: Date },
+  events: ReadonlyArray<{ id: string; seq: number; merchantId: number; paymentId: number | null; type: string; at: Date }>,
 ): Promise<number> {
-  const result = await sql`
-    insert into webhook_deliveries (id, event_id, event_seq, merchant_id, endpoint_id, payment_id, state, next_attempt_at, created_at)
-    select ${createId('whd')}, ${event.id}, ${event.seq}, merchant_id, id, ${event.paymentId}, 'pending', ${event.at}, ${event.at}
-    from webhook_endpoints
-    where merchant_id = ${event.merchantId}
-      and (event_types is null or event_types @> jsonb_build_array(${event.type}::text))
-  `.execute(trx);
-  const inserted = Number(result.numAffectedRows ?? 0n);
+  if (events.length === 0) return 0;
+  const endpoints = await trx
+    .selectFrom('webhook_endpoints')
+    .select(['id', 'merchant_id', 'event_types'])
+    .where('merchant_id', 'in', [...new Set(events.map((event) => event.merchantId))])
+    .execute();
+  if (endpoints.length === 0) return 0;
+  const rows = events.flatMap((event) =>
+    endpoints
+      .filter((endpoint) => endpoint.merchant_id === event.merchantId && (endpoint.event_types === null || endpoint.event_types.includes(event.type)))
+      .map((endpoint) => ({
+        id: createId('whd'),
+        event_id: event.id,
+        event_seq: event.seq,
+        merchant_id: event.merchantId,
+        endpoint_id: endpoint.id,
+        payment_id: event.paymentId,
+        state: 'pending' as const,
+        next_attempt_at: event.at,
+        created_at: event.at,
+        locked_until: null,
+        last_status_code: null,
+        last_error: null,
+        completed_at: null,
+      })),
+  );
+  for (let start = 0; start < rows.length; start += 1_000) await trx.insertInto('webhook_deliveries').values(rows.slice(start, start + 1_000)).execute();
   // Note: the notification is sent when the transaction commits, never before.
-  if (inserted > 0) await sql`select pg_notify(${webhookChannel}, '')`.execute(trx);
-  return inserted;
+  if (rows.length > 0) await sql`select pg_notify(${webhookChannel}, '')`.execute(trx);
+  return rows.length;
 }
 
 export type ClaimedDelivery = {
