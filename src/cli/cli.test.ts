@@ -1,66 +1,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { startTestGateway, type TestGateway } from '../testing/harness.ts';
+import { cli, cliEnv, cliJson, exited, freePort, paycrypt, repoRoot } from '../testing/cli.ts';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const paycrypt = path.join(repoRoot, 'bin', 'paycrypt');
-
-type CliResult = { code: number | null; stdout: string; stderr: string };
-
-/** The environment of a shell with none of PayCrypt's settings, plus `settings`. */
-function cliEnv(settings: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (name.startsWith('PAYCRYPT_') || name.startsWith('NODE_TEST') || ['DATABASE_URL', 'NODE_ENV', 'PORT', 'HOST'].includes(name)) continue;
-    env[name] = value;
-  }
-  return { ...env, ...settings };
-}
-
-/** Runs `./bin/paycrypt args…` to completion. */
-function cli(args: string[], settings: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(paycrypt, args, { cwd: repoRoot, env: cliEnv(settings), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Runs a command that must succeed with `--json` and returns its one JSON value. */
-async function cliJson(args: string[], settings: Record<string, string>): Promise<any> {
-  const result = await cli([...args, '--json'], settings);
-  assert.equal(result.code, 0, `paycrypt ${args.join(' ')} failed:\n${result.stderr}`);
-  const lines = result.stdout.split('\n').filter((line) => line !== '');
-  assert.equal(lines.length, 1, `expected one line of JSON from paycrypt ${args.join(' ')}:\n${result.stdout}`);
-  return JSON.parse(lines[0]!);
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-}
 
 async function api(url: string, method: string, key: string, body?: unknown) {
   const response = await fetch(url, {

@@ -2,64 +2,12 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { type ReceivedWebhook, startWebhookReceiver, type WebhookReceiver } from '../testing/webhook-receiver.ts';
+import { cli, cliEnv, cliJson, exited, freePort, paycrypt, repoRoot } from '../testing/cli.ts';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const paycrypt = path.join(repoRoot, 'bin', 'paycrypt');
-
-type CliResult = { code: number | null; stdout: string; stderr: string };
-
-/** The environment of a shell with none of PayCrypt's settings, plus `settings`. */
-function cliEnv(settings: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (name.startsWith('PAYCRYPT_') || name.startsWith('NODE_TEST') || ['DATABASE_URL', 'NODE_ENV', 'PORT', 'HOST'].includes(name)) continue;
-    env[name] = value;
-  }
-  return { ...env, ...settings };
-}
-
-function cli(args: string[], settings: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(paycrypt, args, { cwd: repoRoot, env: cliEnv(settings), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function cliJson(args: string[], settings: Record<string, string>): Promise<any> {
-  const result = await cli([...args, '--json'], settings);
-  assert.equal(result.code, 0, `paycrypt ${args.join(' ')} failed:\n${result.stderr}`);
-  const lines = result.stdout.split('\n').filter((line) => line !== '');
-  assert.equal(lines.length, 1, `expected one line of JSON from paycrypt ${args.join(' ')}:\n${result.stdout}`);
-  return JSON.parse(lines[0]!);
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-function exited(child: ChildProcess): Promise<unknown> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', resolve));
-}
 
 function sign(secret: string, webhook: ReceivedWebhook): string {
   return createHmac('sha256', secret).update(`${webhook.headers['x-paycrypt-timestamp']}.${webhook.body}`).digest('hex');
