@@ -2,12 +2,14 @@ import { type Kysely, type Migration, Migrator, sql } from 'kysely';
 import * as initial from './0001_initial.ts';
 import * as webhooks from './0002_webhooks.ts';
 import * as chains from './0003_chains.ts';
+import * as paymentCounts from './0004_payment_counts.ts';
 
 /** Every migration, in order. One set serves PostgreSQL and PGlite alike. */
 const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_webhooks': webhooks,
   '0003_chains': chains,
+  '0004_payment_counts': paymentCounts,
 };
 
 /** Key of the advisory lock that lets one process at a time migrate a shared database. */
