@@ -4,25 +4,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startTestGateway, type TestGateway } from '../../testing/harness.ts';
+import { seedExample } from '../../testing/seed-document.ts';
 
 const run = promisify(execFile);
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const seedPath = path.resolve(repoRoot, '..', 'shared', 'seeds', '000_a0260b31264e061e.txt');
-
-/** The first fenced `language` block after the line `heading` in the PayCrypt v1 document. */
-function seedExample(heading: string, language: string): string {
-  if (!fs.existsSync(seedPath)) assert.fail(`The PayCrypt v1 API document is missing: expected it at ${seedPath}`);
-  const document = fs.readFileSync(seedPath, 'utf8');
-  const start = document.search(new RegExp(`^${heading.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
-  assert.notEqual(start, -1, `no section "${heading}" in ${seedPath}`);
-  const block = new RegExp(`\`\`\`${language}\\n([\\s\\S]*?)\\n\`\`\``).exec(document.slice(start));
-  assert.ok(block, `no \`\`\`${language} block under "${heading}" in ${seedPath}`);
-  return block[1]!;
-}
 
 /** Replaces the one line `pattern` matches, failing when the example no longer has it. */
 function replaceLine(source: string, pattern: RegExp, replacement: string): string {

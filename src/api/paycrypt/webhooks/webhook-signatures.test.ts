@@ -5,22 +5,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { startTestGateway, type TestGateway } from '../../../testing/harness.ts';
+import { seedExample } from '../../../testing/seed-document.ts';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
-const seedPath = path.resolve(repoRoot, '..', 'shared', 'seeds', '000_a0260b31264e061e.txt');
-
-/** The first fenced `language` block after the line `heading` in the PayCrypt v1 document. */
-function seedExample(heading: string, language: string): string {
-  if (!fs.existsSync(seedPath)) assert.fail(`The PayCrypt v1 API document is missing: expected it at ${seedPath}`);
-  const document = fs.readFileSync(seedPath, 'utf8');
-  const start = document.search(new RegExp(`^${heading.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
-  assert.notEqual(start, -1, `no section "${heading}" in ${seedPath}`);
-  const block = new RegExp(`\`\`\`${language}\\n([\\s\\S]*?)\\n\`\`\``).exec(document.slice(start));
-  assert.ok(block, `no \`\`\`${language} block under "${heading}" in ${seedPath}`);
-  return block[1]!;
-}
 
 function available(command: string, args: string[]): boolean {
   return spawnSync(command, args, { stdio: 'ignore', timeout: 15_000 }).status === 0;
