@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createLocalOperator, type Operator } from './api/admin/operator.ts';
-import type { ApiContext } from './api/context.ts';
+import type { ApiContext, DevWallet } from './api/context.ts';
 import { createHttpServer } from './api/server.ts';
 import { createApiKeyAuthenticator } from './core/api-keys.ts';
 import { createQuoter } from './core/rates/quote.ts';
@@ -21,6 +21,7 @@ import { startMaintenance } from './workers/maintenance.ts';
 import { startPaymentExpiry } from './workers/payment-expiry.ts';
 import { startWebhookDispatcher } from './workers/webhook-dispatcher.ts';
 import { payCryptWebhookRequest } from './api/paycrypt/webhooks/webhook-payload.ts';
+import { sessionWebhookRequest } from './api/paycrypt/sessions/session-webhook.ts';
 
 export const version: string = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
@@ -40,6 +41,8 @@ export async function createGateway(options: {
   /** Storage to use instead of opening the configured one (tests share one). */
   storage?: Storage;
   rates?: RateSource;
+  /** `paycrypt dev`: a funded wallet the checkout offers to pay from. */
+  devWallet?: DevWallet;
 }): Promise<Gateway> {
   const { config, logger } = options;
   const master = loadMasterKey({ masterKeyHex: config.masterKeyHex, dataDir: config.dataDir });
@@ -59,6 +62,7 @@ export async function createGateway(options: {
     adminToken,
     webhookPolicy: webhookPolicyOf(config),
     version,
+    devWallet: options.devWallet,
   };
   const operator = createLocalOperator({ ...context, secretOverlapHours: config.webhooks.secretOverlapHours });
   const server = await createHttpServer({ context, operator, logger, chainStatuses: () => registry.chains.map((chain) => ({ name: chain.config.name, ...chain.status })) });
@@ -102,7 +106,8 @@ function startWorkers(context: ApiContext, registry: ChainRegistry, logger: Logg
     storage,
     master: context.master,
     logger: logger.child({ worker: 'webhooks' }),
-    buildRequest: payCryptWebhookRequest,
+    // Note: a session's own endpoint gets the Payment Session format; the merchant's settings endpoint the v1 one.
+    buildRequest: (event, endpoint, at) => (endpoint.format === 'payment_session' ? sessionWebhookRequest : payCryptWebhookRequest)(event, endpoint, at),
     policy: context.webhookPolicy,
     timeoutMs: config.webhooks.timeoutMs,
     timeScale: config.webhooks.timeScale,

@@ -20,12 +20,23 @@ export type ApiContext = {
   /** Production: HTTPS to public addresses only. Development and tests: any http(s) URL. */
   webhookPolicy: WebhookUrlPolicy;
   version: string;
+  /** In `paycrypt dev` only: a funded wallet the checkout can pay from. */
+  devWallet?: DevWallet | undefined;
+};
+
+/** Pays from a development wallet on a local chain, so the checkout can be tried without a wallet app. */
+export type DevWallet = {
+  /** The chains (by name) it holds funds on. */
+  chains: readonly string[];
+  pay(input: { chain: string; contract: string | null; to: string; amount: bigint }): Promise<{ txHash: string }>;
 };
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The merchant and key a dialect authenticated the request as. */
     auth?: { merchantId: number; keyId: string };
+    /** For a signed request: the API key it names and that key's secret. */
+    signing?: { key: string; secret: string };
     /** The request body's exact text, for signatures and idempotency fingerprints. */
     rawBody?: string;
   }

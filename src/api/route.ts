@@ -47,6 +47,7 @@ export function registerRoutes(app: FastifyInstance, prefix: string, routes: Rea
     app.route({
       method: route.method,
       url: route.url,
+      config: { security: route.security },
       handler: async (request, reply) => {
         const params = route.params ? parseOrThrow(route.params, request.params, 'path') : undefined;
         const query = route.query ? parseOrThrow(route.query, request.query, 'query') : undefined;
@@ -72,4 +73,11 @@ export function createRouteRegistry(): RouteRegistry {
     },
     routes: () => routes,
   };
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route's security scheme, as in the OpenAPI document; the dialect's hooks authenticate by it. */
+    security?: string | undefined;
+  }
 }

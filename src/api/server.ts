@@ -13,7 +13,7 @@ import { buildOpenApiDocument } from './openapi.ts';
 import { payCryptApi, payCryptPrefix } from './paycrypt/plugin.ts';
 import { sendPayCryptError } from './paycrypt/errors.ts';
 import { createRouteRegistry } from './route.ts';
-import { registerCheckoutPage } from '../web/checkout-page.ts';
+import { checkoutPages } from '../web/checkout/checkout-routes.ts';
 
 /**
  * The HTTP server: shared plumbing (request ids, exact JSON, body limit,
@@ -79,7 +79,7 @@ export async function createHttpServer(options: {
     });
   });
 
-  registerCheckoutPage(app, context.storage.db);
+  await app.register(checkoutPages(context));
   await app.register(payCryptApi(context, registry), { prefix: payCryptPrefix });
   await app.register(adminApi(context, options.operator, registry), { prefix: adminPrefix });
 
@@ -88,6 +88,13 @@ export async function createHttpServer(options: {
     version: context.version,
     securitySchemes: {
       bearer: { type: 'http', scheme: 'bearer', description: 'A merchant API key (`pk_…`)' },
+      signed: {
+        type: 'apiKey',
+        in: 'header',
+        name: 'X-Paycrypt-Key',
+        description:
+          'The API key in `X-Paycrypt-Key`, unix seconds in `X-Paycrypt-Timestamp` (within 300 s of the server clock), and in `X-Paycrypt-Signature` the hex HMAC-SHA256 of `"<timestamp>.<raw body>"` under the API secret. Each signature is accepted once.',
+      },
       admin: { type: 'http', scheme: 'bearer', description: 'The operator token, PAYCRYPT_ADMIN_TOKEN' },
     },
   });

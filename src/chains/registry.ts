@@ -44,6 +44,7 @@ export function createChainRegistry(configs: readonly ChainConfig[], wallets: Ch
         symbol,
         decimals: found.decimals,
         contract: found.contract,
+        chainId: found.chain.chain_id,
         confirmations: found.chain.confirmations,
         paymentWindowMs: found.chain.payment_window_minutes * 60_000,
         addressAt: (index) => runtime.deriver.addressAt(index),
@@ -53,6 +54,11 @@ export function createChainRegistry(configs: readonly ChainConfig[], wallets: Ch
     assetsOn(network) {
       const chain = configs.find((candidate) => candidate.networks.includes(network));
       return chain ? [chain.native.symbol, ...chain.tokens.map((token) => token.symbol)] : [];
+    },
+    listAssets() {
+      return configs.flatMap((chain) =>
+        [chain.native.symbol, ...chain.tokens.map((token) => token.symbol)].map((symbol) => deposits.resolve(chain.networks[0]!, symbol) as DepositAsset),
+      );
     },
     defaultNetworkFor(symbol) {
       const chain = configs.find((candidate) => candidate.native.symbol === symbol || candidate.tokens.some((token) => token.symbol === symbol));

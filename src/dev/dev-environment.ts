@@ -3,10 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { generateMnemonic } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
-import { createPublicClient, createWalletClient, http, parseUnits } from 'viem';
+import { type Address, createPublicClient, createWalletClient, erc20Abi, http, parseUnits } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
-import { anvilChain, type Anvil, startAnvil } from '../chains/evm/anvil.ts';
+import { anvilChain, type Anvil, setIntervalMining, startAnvil } from '../chains/evm/anvil.ts';
 import { deployTestToken, testTokenAbi } from '../chains/evm/test-token.ts';
+import type { DevWallet } from '../api/context.ts';
 import { createGateway, type Gateway } from '../gateway.ts';
 import { loadConfig } from '../internal/config.ts';
 import { createLogger } from '../internal/logger.ts';
@@ -30,9 +31,10 @@ const devTokens = [
 ] as const;
 
 /**
- * A complete local setup: anvil on a free port with USDT and USDC test tokens,
- * the gateway on embedded storage watching it as network `ERC20` with fast
- * confirmations, a demo merchant, and a funded payer account.
+ * A complete local setup: anvil on a free port mining a block a second, with
+ * USDT and USDC test tokens, the gateway on embedded storage watching it as
+ * network `ERC20` with fast confirmations, a demo merchant, and a funded payer
+ * account, which the checkout offers as "pay with the dev wallet".
  *
  * @dev The gateway's wallet is a fresh random mnemonic that lives only in this
  * process; the payer is anvil's first dev account, which also deploys the
@@ -55,6 +57,9 @@ export async function startDevEnvironment(options: { dataDir?: string; port?: nu
       await reader.waitForTransactionReceipt({ hash });
       tokens[token.symbol] = contract;
     }
+
+    // Note: from here on a block every second, so payments gather their confirmations by themselves.
+    await setIntervalMining(anvil.rpcUrl, 1);
 
     const chainConfig = {
       // Note: each run is a new chain from genesis, so it gets a name of its own. A data
@@ -83,7 +88,16 @@ export async function startDevEnvironment(options: { dataDir?: string; port?: nu
       PAYCRYPT_CHAINS_FILE: undefined,
       PAYCRYPT_DEV_WALLET_MNEMONIC: generateMnemonic(wordlist),
     });
-    const gateway = await createGateway({ config, logger: createLogger({ level: config.logLevel }) });
+    const devWallet: DevWallet = {
+      chains: [chainConfig.name],
+      async pay({ contract, to, amount }) {
+        const hash = contract
+          ? await wallet.writeContract({ address: contract as Address, abi: erc20Abi, functionName: 'transfer', args: [to as Address, amount] })
+          : await wallet.sendTransaction({ to: to as Address, value: amount });
+        return { txHash: hash };
+      },
+    };
+    const gateway = await createGateway({ config, logger: createLogger({ level: config.logLevel }), devWallet });
     const url = await gateway.listen();
     const merchant = await gateway.operator.createMerchant({ name: 'Demo merchant' });
 

@@ -61,6 +61,8 @@ const envSchema = z.object({
     .regex(/^https?:\/\/[^/?#]+(\/[^?#]*)?$/, 'expected the http(s) base URL customers reach the gateway at, e.g. https://pay.example.com')
     .transform((url) => url.replace(/\/+$/, ''))
     .optional(),
+  PAYCRYPT_SESSION_LIFETIME_MINUTES: integer(1, 7 * 24 * 60).default(60),
+  PAYCRYPT_CHECKOUT_QUOTE_SECONDS: integer(5, 24 * 3600).default(900),
   PAYCRYPT_WEBHOOK_TIMEOUT_MS: integer(100, 120_000).default(10_000),
   PAYCRYPT_WEBHOOK_TIME_SCALE: z
     .string()
@@ -92,6 +94,12 @@ export type Config = {
   rates: Record<string, string>;
   /** Base URL of the gateway as customers reach it (checkout links); by default the request's own host. */
   publicUrl: string | undefined;
+  sessions: {
+    /** How long a payment session waits for its customer to choose an asset, unless the request sets `expires_in`. */
+    lifetimeMs: number;
+    /** How long a quote stays locked once the customer has chosen an asset on the checkout page. */
+    quoteLockMs: number;
+  };
   /** Whether this process runs the background workers (chain watchers, webhook dispatcher, expiry, housekeeping). */
   workers: boolean;
   /** Chains payments can be paid on (`PAYCRYPT_CHAINS` or `PAYCRYPT_CHAINS_FILE`), and their wallets. */
@@ -163,6 +171,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rates: value.PAYCRYPT_RATES ?? {},
     publicUrl: value.PAYCRYPT_PUBLIC_URL,
     workers: value.PAYCRYPT_WORKERS === 'on',
+    sessions: { lifetimeMs: value.PAYCRYPT_SESSION_LIFETIME_MINUTES * 60_000, quoteLockMs: value.PAYCRYPT_CHECKOUT_QUOTE_SECONDS * 1000 },
     chains,
     chainWallets,
     webhooks: {

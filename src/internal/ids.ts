@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
 /** Prefixes of the public ids, so an id says what it names (`pay_…`, `evt_…`). */
-export type IdPrefix = 'pay' | 'evt' | 'key' | 'req' | 'whe' | 'whd';
+export type IdPrefix = 'pay' | 'evt' | 'key' | 'req' | 'whe' | 'whd' | 'ps';
 
 const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
 

@@ -143,6 +143,34 @@ export interface WebhookEndpointTable {
   previous_secret_expires_at: Date | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+  /** Set for a payment's own endpoint (a session's `webhook_url`); null for the merchant's settings endpoint. */
+  payment_id: ColumnType<number | null, number | null | undefined, number | null>;
+  format: ColumnType<WebhookFormat, WebhookFormat | undefined, WebhookFormat>;
+  /** The API key a payment session's webhooks name in `X-Paycrypt-Key`, sealed. */
+  signing_key_sealed: ColumnType<string | null, string | null | undefined, string | null>;
+  /** What a payment's own endpoint's webhooks carry besides the payment (a session's id, order id, metadata). */
+  context: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export type WebhookFormat = 'paycrypt_v1' | 'payment_session';
+
+export interface PaymentSessionTable {
+  id: string;
+  merchant_id: number;
+  payment_id: number;
+  api_key_id: string;
+  order_id: string;
+  customer_email: string | null;
+  metadata: string;
+  success_url: string | null;
+  cancel_url: string | null;
+  webhook_url: string | null;
+  created_at: Timestamp;
+}
+
+export interface RequestSignatureTable {
+  signature: string;
+  expires_at: Date;
 }
 
 export interface WebhookDeliveryTable {
@@ -188,4 +216,6 @@ export interface Database {
   chain_cursors: ChainCursorTable;
   chain_blocks: ChainBlockTable;
   chain_transfers: ChainTransferTable;
+  payment_sessions: PaymentSessionTable;
+  request_signatures: RequestSignatureTable;
 }

@@ -5,6 +5,8 @@ import { repoRoot } from './cli.ts';
 
 /** The PayCrypt v1 API document, in `shared/seeds/` beside the checkout. */
 export const seedPath = path.resolve(repoRoot, '..', 'shared', 'seeds', '000_a0260b31264e061e.txt');
+/** The PayCrypt Payment Session document. */
+export const sessionSeedPath = path.resolve(repoRoot, '..', 'shared', 'seeds', '001_9bba2bf6ea3e9184.txt');
 
 /** The first fenced `language` block after the line `heading` in the PayCrypt v1 document. */
 export function seedExample(heading: string, language: string): string {
@@ -15,4 +17,17 @@ export function seedExample(heading: string, language: string): string {
   const block = new RegExp(`\`\`\`${language}\\n([\\s\\S]*?)\\n\`\`\``).exec(document.slice(start));
   assert.ok(block, `no \`\`\`${language} block under "${heading}" in ${seedPath}`);
   return block[1]!;
+}
+
+/**
+ * The text under the line `heading` in the Payment Session document, up to
+ * the next heading: that document shows its examples as plain text.
+ */
+export function sessionSeedSection(heading: string): string {
+  if (!fs.existsSync(sessionSeedPath)) assert.fail(`The Payment Session document is missing: expected it at ${sessionSeedPath}`);
+  const lines = fs.readFileSync(sessionSeedPath, 'utf8').split('\n');
+  const start = lines.findIndex((line) => line.trim() === heading);
+  assert.notEqual(start, -1, `no section "${heading}" in ${sessionSeedPath}`);
+  const end = lines.findIndex((line, index) => index > start && /^#{1,6} /.test(line));
+  return lines.slice(start + 1, end === -1 ? undefined : end).join('\n').trim();
 }

@@ -1,9 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
 import type { Payment } from '../core/payments/payment.ts';
-import { findPaymentByTransactionId } from '../core/payments/query-payments.ts';
 import { formatUnits } from '../internal/decimal.ts';
-import type { Db } from '../storage/database.ts';
 
 /**
  * The payment page a customer opens from `checkout_url`: what to pay, where,
@@ -25,7 +22,7 @@ const style = `
   .done { background: #e8f7ee; } .problem { background: #fdf1e7; }
 `;
 const styleHash = createHash('sha256').update(style).digest('base64');
-const contentSecurityPolicy = `default-src 'none'; style-src 'sha256-${styleHash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
+export const paymentPageContentSecurityPolicy = `default-src 'none'; style-src 'sha256-${styleHash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
@@ -78,16 +75,4 @@ ${rows.map(([name, value]) => `<dt>${name}</dt><dd>${value}</dd>`).join('\n')}
 </body>
 </html>
 `;
-}
-
-export function registerCheckoutPage(app: FastifyInstance, db: Db) {
-  app.get<{ Params: { transaction_id: string } }>('/checkout/:transaction_id', async (request, reply) => {
-    const id = request.params.transaction_id;
-    const payment = /^pay_[0-9a-z]{1,64}$/.test(id) ? await findPaymentByTransactionId(db, id) : undefined;
-    reply.header('content-security-policy', contentSecurityPolicy).header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
-    if (!payment?.deposit || !payment.crypto) {
-      return reply.code(404).type('text/html; charset=utf-8').send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not found · PayCrypt</title></head><body><p>No such payment.</p></body></html>`);
-    }
-    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(renderCheckoutPage(payment));
-  });
 }

@@ -11,6 +11,8 @@ export type DepositAsset = {
   decimals: number;
   /** Token contract (lower case), or null for the chain's native coin. */
   contract: string | null;
+  /** The EVM chain id, for payment URIs (EIP-681). */
+  chainId: number;
   confirmations: number;
   paymentWindowMs: number;
   addressAt(index: number): string;
@@ -23,10 +25,13 @@ export type DepositChains = {
   assetsOn(network: string): string[];
   /** The first configured network that carries `symbol`, used when a payment names no network. */
   defaultNetworkFor(symbol: string): string | undefined;
+  /** Every configured asset, once per chain, under the chain's first network code. */
+  listAssets(): DepositAsset[];
 };
 
 export const noDepositChains: DepositChains = {
   resolve: () => undefined,
   assetsOn: () => [],
   defaultNetworkFor: () => undefined,
+  listAssets: () => [],
 };

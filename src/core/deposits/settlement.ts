@@ -24,17 +24,18 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
   const ids = [...new Set(paymentIds)].sort((a, b) => a - b);
   // Note: locked in id order, so two transactions settling overlapping sets cannot deadlock.
   const rows = await trx.selectFrom('payments').selectAll().where('id', 'in', ids).orderBy('id').forUpdate().execute();
-  const { rows: sums } = await sql<{ payment_id: number; paid: string | null; detected: string | null }>`
-    select t.payment_id, sum(t.amount) filter (where t.state = 'confirmed') as paid, sum(t.amount) as detected
+  const { rows: sums } = await sql<{ payment_id: number; paid: string | null; detected: string | null; tx_hashes: string[] }>`
+    select t.payment_id, sum(t.amount) filter (where t.state = 'confirmed') as paid, sum(t.amount) as detected,
+      array_agg(t.tx_hash order by t.block_number, t.log_index) as tx_hashes
     from chain_transfers t join payments p on p.id = t.payment_id
     where t.payment_id = any(${sql.val(ids)}::bigint[]) and t.asset = p.crypto_currency and t.state <> 'removed'
     group by t.payment_id
   `.execute(trx);
-  const totals = new Map(sums.map((row) => [Number(row.payment_id), { paid: BigInt(row.paid ?? '0'), detected: BigInt(row.detected ?? '0') }]));
+  const totals = new Map(sums.map((row) => [Number(row.payment_id), { paid: BigInt(row.paid ?? '0'), detected: BigInt(row.detected ?? '0'), txHashes: row.tx_hashes }]));
 
   const decisions = rows
     .map(paymentFromRow)
-    .map((payment) => decide(payment, totals.get(payment.id) ?? { paid: 0n, detected: 0n }, now))
+    .map((payment) => decide(payment, totals.get(payment.id) ?? { paid: 0n, detected: 0n, txHashes: [] }, now))
     .filter((decision): decision is Decision => decision !== undefined);
   if (decisions.length === 0) return;
 
@@ -58,7 +59,7 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
       merchantId: decision.merchantId,
       paymentId: decision.id,
       type,
-      data: { payment: snapshots.get(decision.id), ...extra },
+      data: { payment: snapshots.get(decision.id), tx_hashes: decision.txHashes, ...extra },
       at: now,
     })),
   );
@@ -73,11 +74,13 @@ type Decision = {
   settlement: Settlement;
   status: PaymentStatus;
   expiresAt: Date | null;
+  /** The transactions of the transfers that count for the payment, oldest first. */
+  txHashes: string[];
   events: Array<{ type: string; extra: Record<string, unknown> }>;
 };
 
 /** What a payment becomes given its confirmed (`paid`) and seen (`detected`) amounts; undefined when nothing changes. */
-function decide(payment: Payment, totals: { paid: bigint; detected: bigint }, now: Date): Decision | undefined {
+function decide(payment: Payment, totals: { paid: bigint; detected: bigint; txHashes: string[] }, now: Date): Decision | undefined {
   if (!payment.crypto || !payment.deposit) return undefined;
   const { paid, detected } = totals;
   const due = payment.crypto.amount;
@@ -99,6 +102,7 @@ function decide(payment: Payment, totals: { paid: bigint; detected: bigint }, no
     settlement,
     status: payment.status,
     expiresAt: payment.deposit.expiresAt,
+    txHashes: totals.txHashes,
     events: [],
   };
   // Note: only a payment the chain itself had paid can be reversed by the chain;

@@ -39,11 +39,8 @@ export type PreparedPayment = {
   deposit: DepositAsset | null;
 };
 
-/**
- * Checks a payment request and quotes it. Runs before the write transaction
- * because a rate source may be slow; nothing is written here.
- */
-export async function preparePayment(deps: { quoter: Quoter; chains: DepositChains }, request: CreatePaymentRequest): Promise<PreparedPayment> {
+/** Checks a fiat amount: a fiat currency, positive, at most the currency's decimals, not absurdly large. Returns it in minor units. */
+export function checkFiatAmount(request: { amount: Decimal; currency: string }): { units: bigint; currencyDecimals: number } {
   if (isCryptoSymbol(request.currency)) {
     throw new PayCryptError('invalid_request', `currency must be a fiat currency code, got ${request.currency}`, { details: { field: 'currency' } });
   }
@@ -60,6 +57,16 @@ export async function preparePayment(deps: { quoter: Quoter; chains: DepositChai
   if (converted.units > maxFiatAmount * 10n ** BigInt(currencyDecimals)) {
     throw new PayCryptError('invalid_request', `amount must not exceed ${maxFiatAmount}`, { details: { field: 'amount' } });
   }
+  return { units: converted.units, currencyDecimals };
+}
+
+/**
+ * Checks a payment request and quotes it. Runs before the write transaction
+ * because a rate source may be slow; nothing is written here.
+ */
+export async function preparePayment(deps: { quoter: Quoter; chains: DepositChains }, request: CreatePaymentRequest): Promise<PreparedPayment> {
+  const converted = checkFiatAmount(request);
+  const currencyDecimals = converted.currencyDecimals;
 
   if (request.method !== 'crypto') {
     if (request.cryptoCurrency !== undefined || request.cryptoNetwork !== undefined) {

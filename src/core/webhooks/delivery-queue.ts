@@ -29,15 +29,23 @@ export async function enqueueDeliveries(
   events: ReadonlyArray<{ id: string; seq: number; merchantId: number; paymentId: number | null; type: string; at: Date }>,
 ): Promise<number> {
   if (events.length === 0) return 0;
+  // Note: a payment's own endpoint (a session's webhook_url) takes that payment's events only.
+  const paymentIds = [...new Set(events.flatMap((event) => (event.paymentId === null ? [] : [event.paymentId])))];
   const endpoints = await trx
     .selectFrom('webhook_endpoints')
-    .select(['id', 'merchant_id', 'event_types'])
+    .select(['id', 'merchant_id', 'event_types', 'payment_id'])
     .where('merchant_id', 'in', [...new Set(events.map((event) => event.merchantId))])
+    .where((eb) => (paymentIds.length > 0 ? eb.or([eb('payment_id', 'is', null), eb('payment_id', 'in', paymentIds)]) : eb('payment_id', 'is', null)))
     .execute();
   if (endpoints.length === 0) return 0;
   const rows = events.flatMap((event) =>
     endpoints
-      .filter((endpoint) => endpoint.merchant_id === event.merchantId && (endpoint.event_types === null || endpoint.event_types.includes(event.type)))
+      .filter(
+        (endpoint) =>
+          endpoint.merchant_id === event.merchantId &&
+          (endpoint.payment_id === null || endpoint.payment_id === event.paymentId) &&
+          (endpoint.event_types === null || endpoint.event_types.includes(event.type)),
+      )
       .map((endpoint) => ({
         id: createId('whd'),
         event_id: event.id,
@@ -93,6 +101,10 @@ type ClaimedRow = {
   endpoint_previous_secret_expires_at: Date | null;
   endpoint_created_at: Date;
   endpoint_updated_at: Date;
+  endpoint_payment_id: number | null;
+  endpoint_format: WebhookEndpointTable['format']['__select__'];
+  endpoint_signing_key_sealed: string | null;
+  endpoint_context: string | null;
 };
 
 /**
@@ -167,7 +179,8 @@ export async function claimDueDeliveries(
       ev.type as event_type, ev.data as event_data, ev.created_at as event_created_at,
       e.merchant_id as endpoint_merchant_id, e.url as endpoint_url, e.enabled as endpoint_enabled, e.event_types as endpoint_event_types,
       e.secret_sealed as endpoint_secret_sealed, e.previous_secret_sealed as endpoint_previous_secret_sealed,
-      e.previous_secret_expires_at as endpoint_previous_secret_expires_at, e.created_at as endpoint_created_at, e.updated_at as endpoint_updated_at
+      e.previous_secret_expires_at as endpoint_previous_secret_expires_at, e.created_at as endpoint_created_at, e.updated_at as endpoint_updated_at,
+      e.payment_id as endpoint_payment_id, e.format as endpoint_format, e.signing_key_sealed as endpoint_signing_key_sealed, e.context as endpoint_context
   `.execute(db);
   // Note: RETURNING has no order; a batch is launched in event order.
   return result.rows.sort((a, b) => a.event_seq - b.event_seq).map((row) => claimedDelivery(row, input.leaseUntil));
@@ -193,6 +206,10 @@ function claimedDelivery(row: ClaimedRow, leaseUntil: Date): ClaimedDelivery {
       previous_secret_expires_at: row.endpoint_previous_secret_expires_at,
       created_at: row.endpoint_created_at,
       updated_at: row.endpoint_updated_at,
+      payment_id: row.endpoint_payment_id === null ? null : Number(row.endpoint_payment_id),
+      format: row.endpoint_format,
+      signing_key_sealed: row.endpoint_signing_key_sealed,
+      context: row.endpoint_context,
     },
   };
 }
@@ -310,7 +327,12 @@ export async function redeliverEvent(db: Db, input: { merchantId: number; eventI
       .where('merchant_id', '=', input.merchantId)
       .executeTakeFirst();
     if (!event) throw new PayCryptError('resource_not_found', `Event not found: ${input.eventId}`);
-    const endpoint = await trx.selectFrom('webhook_endpoints').select(['id', 'enabled']).where('merchant_id', '=', input.merchantId).executeTakeFirst();
+    const endpoint = await trx
+      .selectFrom('webhook_endpoints')
+      .select(['id', 'enabled'])
+      .where('merchant_id', '=', input.merchantId)
+      .where('payment_id', 'is', null)
+      .executeTakeFirst();
     if (!endpoint?.enabled) throw new PayCryptError('invalid_request', 'Webhooks are not enabled: set and enable a webhook URL first');
     const now = input.now ?? new Date();
     const id = createId('whd');

@@ -2,8 +2,8 @@ import { type Selectable, sql } from 'kysely';
 import { PayCryptError } from '../../internal/errors.ts';
 import { createId, randomToken } from '../../internal/ids.ts';
 import { type MasterKey, seal, unseal } from '../../internal/secrets.ts';
-import type { Db } from '../../storage/database.ts';
-import type { WebhookEndpointTable } from '../../storage/schema.ts';
+import type { Db, Transaction } from '../../storage/database.ts';
+import type { WebhookEndpointTable, WebhookFormat } from '../../storage/schema.ts';
 import { webhookChannel } from './delivery-queue.ts';
 import { type WebhookEventType, webhookEventTypes } from './event-types.ts';
 import { checkWebhookUrl, type WebhookUrlPolicy } from './url-safety.ts';
@@ -24,6 +24,13 @@ export type WebhookEndpoint = {
   previousSecret: { secret: string; expiresAt: Date } | null;
   createdAt: Date;
   updatedAt: Date;
+  /** The payment whose events alone this endpoint takes (a session's `webhook_url`); null for the merchant's settings endpoint. */
+  paymentId: number | null;
+  format: WebhookFormat;
+  /** The API key named in `X-Paycrypt-Key` (payment session format). */
+  signingKey: string | null;
+  /** JSON text of what the endpoint's webhooks carry besides the payment (payment session format: the session). */
+  context: string | null;
 };
 
 export const minSecretLength = 16;
@@ -44,11 +51,15 @@ export function endpointFromRow(master: MasterKey, row: Selectable<WebhookEndpoi
     previousSecret: previousActive ? { secret: unseal(master, row.previous_secret_sealed!), expiresAt: row.previous_secret_expires_at! } : null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    paymentId: row.payment_id,
+    format: row.format,
+    signingKey: row.signing_key_sealed === null ? null : unseal(master, row.signing_key_sealed),
+    context: row.context,
   };
 }
 
 export async function findWebhookEndpoint(db: Db, master: MasterKey, merchantId: number): Promise<WebhookEndpoint | undefined> {
-  const row = await db.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', merchantId).executeTakeFirst();
+  const row = await db.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', merchantId).where('payment_id', 'is', null).executeTakeFirst();
   return row && endpointFromRow(master, row);
 }
 
@@ -76,7 +87,7 @@ export async function putWebhookSettings(
   if (input.secret !== undefined) checkSecret(input.secret);
 
   return db.transaction().execute(async (trx) => {
-    const existing = await trx.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', input.merchantId).forUpdate().executeTakeFirst();
+    const existing = await trx.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', input.merchantId).where('payment_id', 'is', null).forUpdate().executeTakeFirst();
     const now = new Date();
     const currentSecret = existing && unseal(master, existing.secret_sealed);
     const secret = input.secret ?? currentSecret ?? generateWebhookSecret();
@@ -109,7 +120,7 @@ export async function putWebhookSettings(
  */
 export async function rotateWebhookSecret(db: Db, master: MasterKey, input: { merchantId: number; overlapMs: number }): Promise<WebhookEndpoint> {
   return db.transaction().execute(async (trx) => {
-    const existing = await trx.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', input.merchantId).forUpdate().executeTakeFirst();
+    const existing = await trx.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', input.merchantId).where('payment_id', 'is', null).forUpdate().executeTakeFirst();
     if (!existing) throw new PayCryptError('resource_not_found', 'No webhook settings to rotate: set a webhook URL first');
     const now = new Date();
     const row = await trx
@@ -133,7 +144,7 @@ export async function rotateWebhookSecret(db: Db, master: MasterKey, input: { me
  */
 export async function deleteWebhookSettings(db: Db, merchantId: number): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
-    const existing = await trx.selectFrom('webhook_endpoints').select('id').where('merchant_id', '=', merchantId).forUpdate().executeTakeFirst();
+    const existing = await trx.selectFrom('webhook_endpoints').select('id').where('merchant_id', '=', merchantId).where('payment_id', 'is', null).forUpdate().executeTakeFirst();
     if (!existing) return false;
     await trx
       .updateTable('webhook_deliveries')
@@ -144,6 +155,39 @@ export async function deleteWebhookSettings(db: Db, merchantId: number): Promise
     await trx.deleteFrom('webhook_endpoints').where('id', '=', existing.id).execute();
     return true;
   });
+}
+
+/**
+ * Gives one payment an endpoint of its own (a payment session's
+ * `webhook_url`), in the payment's transaction. It takes only that payment's
+ * events of `eventTypes`, rendered in `format` and signed with `secret`. The
+ * URL must have passed `checkWebhookUrl` already.
+ */
+export async function addPaymentEndpoint(
+  trx: Transaction,
+  master: MasterKey,
+  input: { merchantId: number; paymentId: number; url: string; format: WebhookFormat; eventTypes: readonly WebhookEventType[]; secret: string; signingKey: string; context: string },
+): Promise<void> {
+  const now = new Date();
+  await trx
+    .insertInto('webhook_endpoints')
+    .values({
+      id: createId('whe', 16),
+      merchant_id: input.merchantId,
+      payment_id: input.paymentId,
+      url: input.url,
+      enabled: true,
+      event_types: JSON.stringify(input.eventTypes),
+      secret_sealed: seal(master, input.secret),
+      previous_secret_sealed: null,
+      previous_secret_expires_at: null,
+      signing_key_sealed: seal(master, input.signingKey),
+      format: input.format,
+      context: input.context,
+      created_at: now,
+      updated_at: now,
+    })
+    .execute();
 }
 
 function checkEventTypes(events: string[]): WebhookEventType[] {
@@ -172,6 +216,7 @@ export async function setWebhookEnabled(db: Db, master: MasterKey, input: { merc
       .updateTable('webhook_endpoints')
       .set({ enabled: input.enabled, updated_at: new Date() })
       .where('merchant_id', '=', input.merchantId)
+      .where('payment_id', 'is', null)
       .returningAll()
       .executeTakeFirst();
     if (!row) throw new PayCryptError('resource_not_found', 'No webhook settings: set a webhook URL first');

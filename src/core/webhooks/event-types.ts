@@ -6,7 +6,9 @@
  * confirmed), `payment.underpaid` (confirmed funds short of the amount due),
  * `payment.reversed` (a reorg removed a paying transfer after completion; the
  * payment is pending again) and `payment.late_transfer` (funds arrived after
- * the payment expired or was closed).
+ * the payment expired or was closed). A payment session's payment adds
+ * `payment.quoted` when the customer chooses the asset (the quote is then
+ * locked and the deposit address assigned).
  */
 export const webhookEventTypes = [
   'payment.created',
@@ -20,6 +22,7 @@ export const webhookEventTypes = [
   'payment.underpaid',
   'payment.reversed',
   'payment.late_transfer',
+  'payment.quoted',
 ] as const;
 
 export type WebhookEventType = (typeof webhookEventTypes)[number];
