@@ -3,6 +3,7 @@ import * as initial from './0001_initial.ts';
 import * as webhooks from './0002_webhooks.ts';
 import * as chains from './0003_chains.ts';
 import * as paymentCounts from './0004_payment_counts.ts';
+import * as merchantAssets from './0006_merchant_assets.ts';
 
 /** Every migration, in order. One set serves PostgreSQL and PGlite alike. */
 const migrations: Record<string, Migration> = {
@@ -10,6 +11,7 @@ const migrations: Record<string, Migration> = {
   '0002_webhooks': webhooks,
   '0003_chains': chains,
   '0004_payment_counts': paymentCounts,
+  '0006_merchant_assets': merchantAssets,
 };
 
 /** Key of the advisory lock that lets one process at a time migrate a shared database. */
