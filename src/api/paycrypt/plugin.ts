@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { PayCryptError } from '../../internal/errors.ts';
 import type { ApiContext } from '../context.ts';
 import { type RouteRegistry, registerRoutes } from '../route.ts';
+import { listAssetsRoute } from './assets/list-assets.route.ts';
 import { authenticateBearer } from './bearer-auth.ts';
 import { sendPayCryptError } from './errors.ts';
 import { createPaymentRoute } from './payments/create-payment.route.ts';
@@ -35,7 +36,7 @@ export function payCryptApi(context: ApiContext, registry: RouteRegistry) {
     registerRoutes(
       app,
       payCryptPrefix,
-      [createPaymentRoute(context), getPaymentRoute(context), listPaymentsRoute(context), ...webhookSettingsRoutes(context), ...eventRoutes(context)],
+      [createPaymentRoute(context), getPaymentRoute(context), listPaymentsRoute(context), ...webhookSettingsRoutes(context), ...eventRoutes(context), listAssetsRoute(context)],
       registry,
     );
   };
