@@ -1,4 +1,4 @@
-import type { DepositAsset, DepositChains } from '../core/deposits/deposit-chains.ts';
+import type { ConfiguredAsset, DepositAsset, DepositChains } from '../core/deposits/deposit-chains.ts';
 import { type AddressDeriver, createAddressDeriver } from './evm/address-derivation.ts';
 import { type ChainConfig, ChainConfigError, findChainAsset } from './chain-config.ts';
 
@@ -32,7 +32,16 @@ export function createChainRegistry(configs: readonly ChainConfig[], wallets: Ch
     return { config, deriver, status: { state: 'starting', head: null, processed: null, error: null, updatedAt: new Date() } };
   });
 
+  const assets: readonly ConfiguredAsset[] = configs.flatMap((config) => {
+    const shown = { chain: config.name, network: config.networks[0]!, networks: config.networks };
+    return [
+      { ...shown, symbol: config.native.symbol, decimals: config.native.decimals, contract: null },
+      ...config.tokens.map((token) => ({ ...shown, symbol: token.symbol, decimals: token.decimals, contract: token.contract.toLowerCase() })),
+    ];
+  });
+
   const deposits: DepositChains = {
+    assets: () => assets,
     resolve(network, symbol) {
       const found = findChainAsset(configs, network, symbol);
       if (!found) return undefined;
@@ -54,11 +63,6 @@ export function createChainRegistry(configs: readonly ChainConfig[], wallets: Ch
     assetsOn(network) {
       const chain = configs.find((candidate) => candidate.networks.includes(network));
       return chain ? [chain.native.symbol, ...chain.tokens.map((token) => token.symbol)] : [];
-    },
-    listAssets() {
-      return configs.flatMap((chain) =>
-        [chain.native.symbol, ...chain.tokens.map((token) => token.symbol)].map((symbol) => deposits.resolve(chain.networks[0]!, symbol) as DepositAsset),
-      );
     },
     defaultNetworkFor(symbol) {
       const chain = configs.find((candidate) => candidate.native.symbol === symbol || candidate.tokens.some((token) => token.symbol === symbol));

@@ -1,6 +1,15 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLocalOperator, type Operator, paymentActions, type PaymentAction } from '../api/admin/operator.ts';
+import {
+  type AssetsChange,
+  createLocalOperator,
+  type MerchantAssetsView,
+  type Operator,
+  paymentActions,
+  type PaymentAction,
+} from '../api/admin/operator.ts';
+import { createChainRegistry } from '../chains/registry.ts';
+import type { AssetRef } from '../core/merchant-assets.ts';
 import { startDevEnvironment } from '../dev/dev-environment.ts';
 import { createGateway, openStorage, readServerFile, resolveAdminToken, webhookPolicyOf } from '../gateway.ts';
 import { ConfigError, type Config, loadConfig } from '../internal/config.ts';
@@ -21,6 +30,10 @@ Gateway:
 Merchants and API keys:
   merchants create --name NAME [--json]   Create a merchant and its first API key
   merchants list [--json]
+  merchants assets MERCHANT_ID [--json]   The configured assets (NETWORK:SYMBOL) the merchant accepts
+  merchants assets MERCHANT_ID (--enable A[,B…] | --disable A[,B…] | --only A[,B…] | --all) [--json]
+                                          Accept these too / no longer / only these / every
+                                          configured asset (the default); A is NETWORK:SYMBOL
   keys create --merchant ID [--json]      Issue another API key (shown once)
   keys list --merchant ID [--json]        Prefix, creation and last use of each key
   keys revoke KEY_ID [--json]
@@ -59,6 +72,10 @@ async function main(argv: string[]): Promise<number> {
       from: { type: 'string' },
       to: { type: 'string' },
       json: { type: 'boolean', default: false },
+      enable: { type: 'string' },
+      disable: { type: 'string' },
+      only: { type: 'string' },
+      all: { type: 'boolean', default: false },
       'data-dir': { type: 'string' },
       port: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -104,6 +121,24 @@ async function main(argv: string[]): Promise<number> {
         if (subcommand === 'list') {
           const merchants = await operator.listMerchants();
           print(output, merchants, () => merchants.map((m) => `${m.merchant_id}\t${m.name}\t${m.created_at}`).join('\n') || 'No merchants yet.');
+          return 0;
+        }
+        if (subcommand === 'assets') {
+          const merchantId = Number(target);
+          if (!target || !/^\d+$/.test(target) || !Number.isSafeInteger(merchantId) || merchantId < 1) return fail('merchants assets needs MERCHANT_ID');
+          const changes = [values.enable !== undefined, values.disable !== undefined, values.only !== undefined, values.all].filter(Boolean).length;
+          if (changes > 1) return fail('merchants assets takes one of --enable, --disable, --only, --all');
+          let change: AssetsChange | undefined;
+          if (values.all) change = { set: 'all' };
+          for (const flag of ['enable', 'disable', 'only'] as const) {
+            const text = values[flag];
+            if (text === undefined) continue;
+            const refs = parseAssetRefs(text);
+            if (!refs) return fail(`--${flag} takes NETWORK:SYMBOL[,NETWORK:SYMBOL…], e.g. ERC20:USDT; got ${JSON.stringify(text)}`);
+            change = flag === 'enable' ? { enable: refs } : flag === 'disable' ? { disable: refs } : { set: refs };
+          }
+          const assets = change ? await operator.changeAssets(merchantId, change) : await operator.listAssets(merchantId);
+          print(output, assets, () => describeAssets(assets));
           return 0;
         }
         return fail(`unknown command: merchants ${subcommand ?? ''}`);
@@ -249,6 +284,8 @@ async function withOperator(config: Config, run: (operator: Operator) => Promise
       createLocalOperator({
         storage,
         master: loadMasterKey({ masterKeyHex: config.masterKeyHex, dataDir: config.dataDir }),
+        // Note: the chains of this command's environment, as `serve` reads them, to check asset names against.
+        chains: createChainRegistry(config.chains, config.chainWallets).deposits,
         webhookPolicy: webhookPolicyOf(config),
         secretOverlapHours: config.webhooks.secretOverlapHours,
       }),
@@ -256,6 +293,28 @@ async function withOperator(config: Config, run: (operator: Operator) => Promise
   } finally {
     await storage.close();
   }
+}
+
+/** `ERC20:USDT,BEP20:USDC` → pairs; undefined when an item is not NETWORK:SYMBOL or there is none. */
+function parseAssetRefs(text: string): AssetRef[] | undefined {
+  const items = text.split(',').map((item) => item.trim()).filter(Boolean);
+  const refs = items.map((item) => /^([^:\s]+):([^:\s]+)$/.exec(item)).map((match) => match && { network: match[1]!, symbol: match[2]! });
+  return refs.length > 0 && refs.every((ref) => ref !== null) ? (refs as AssetRef[]) : undefined;
+}
+
+function describeAssets(assets: MerchantAssetsView): string {
+  const line = (asset: MerchantAssetsView['data'][number]) =>
+    `  ${asset.network}:${asset.symbol}\t${asset.contract ?? 'native'}\t${asset.decimals} decimals\tchain ${asset.chain}`;
+  const configured = assets.data.length + assets.not_accepted.length;
+  if (configured === 0) return `Merchant ${assets.merchant_id} accepts ${assets.accepts === 'all' ? 'every configured asset' : 'only the assets chosen'}; no chains are configured.`;
+  const lines =
+    assets.accepts === 'all'
+      ? [`Merchant ${assets.merchant_id} accepts every configured asset:`, ...assets.data.map(line)]
+      : assets.data.length === 0
+        ? [`Merchant ${assets.merchant_id} accepts no asset on a configured chain.`]
+        : [`Merchant ${assets.merchant_id} accepts ${assets.data.length} of ${configured} configured assets:`, ...assets.data.map(line)];
+  if (assets.not_accepted.length > 0) lines.push(`Not accepted: ${assets.not_accepted.map((asset) => `${asset.network}:${asset.symbol}`).join(', ')}`);
+  return lines.join('\n');
 }
 
 function print<T>(output: Output, value: T, human: () => string) {

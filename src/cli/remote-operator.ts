@@ -40,5 +40,12 @@ export function createRemoteOperator(options: { url: string; token: string }): O
         `/merchants/${merchantId}/redeliver`,
         'eventId' in target ? { event_id: target.eventId } : { from_date: target.from.toISOString(), to_date: target.until.toISOString() },
       ),
+    listAssets: (merchantId) => call('GET', `/merchants/${merchantId}/assets`),
+    changeAssets: (merchantId, change) => {
+      if ('set' in change) return call('PUT', `/merchants/${merchantId}/assets`, { assets: change.set });
+      return 'enable' in change
+        ? call('POST', `/merchants/${merchantId}/assets/enable`, { assets: change.enable })
+        : call('POST', `/merchants/${merchantId}/assets/disable`, { assets: change.disable });
+    },
   };
 }

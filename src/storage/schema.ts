@@ -112,6 +112,14 @@ export interface ChainTransferTable {
   updated_at: Timestamp;
 }
 
+/** A merchant that accepts only some of the configured assets; no row: it accepts them all. */
+export interface MerchantAssetsTable {
+  merchant_id: number;
+  /** JSON array of the accepted assets, keyed by chain name and symbol. */
+  accepted: ColumnType<Array<{ chain: string; symbol: string }>, string, string>;
+  updated_at: Timestamp;
+}
+
 export interface EventTable {
   seq: Generated<number>;
   id: string;
@@ -205,6 +213,7 @@ export interface WebhookAttemptTable {
 export interface Database {
   merchants: MerchantTable;
   api_keys: ApiKeyTable;
+  merchant_assets: MerchantAssetsTable;
   payments: PaymentTable;
   events: EventTable;
   idempotency_keys: IdempotencyKeyTable;

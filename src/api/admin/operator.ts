@@ -1,4 +1,6 @@
 import { issueApiKey, listApiKeys, revokeApiKey, type ApiKey } from '../../core/api-keys.ts';
+import type { DepositChains } from '../../core/deposits/deposit-chains.ts';
+import { type AssetRef, disableAssets, enableAssets, merchantAssets, type MerchantAssets, setAcceptedAssets } from '../../core/merchant-assets.ts';
 import { createMerchant, listMerchants, requireMerchant, type Merchant } from '../../core/merchants.ts';
 import type { PaymentStatus } from '../../core/payments/payment.ts';
 import { transitionPayment } from '../../core/payments/transitions.ts';
@@ -15,6 +17,7 @@ import type { MasterKey } from '../../internal/secrets.ts';
 import { renderWebhookSettings } from '../paycrypt/webhooks/views.ts';
 import type { Storage } from '../../storage/database.ts';
 import { isoSeconds, renderPayment } from '../paycrypt/render.ts';
+import { renderAsset } from '../paycrypt/assets/views.ts';
 
 /**
  * What an operator can do, as plain JSON-ready results. The admin API serves
@@ -33,7 +36,12 @@ export type Operator = {
   disableWebhook(merchantId: number): Promise<WebhookSettingsView>;
   rotateWebhookSecret(merchantId: number, overlapHours?: number): Promise<WebhookSettingsView>;
   redeliver(merchantId: number, target: { eventId: string } | { from: Date; until: Date }): Promise<{ event_ids: string[] }>;
+  listAssets(merchantId: number): Promise<MerchantAssetsView>;
+  /** `enable` and `disable` add to or take from what the merchant accepts; `set` replaces it (`'all'`: every configured asset). */
+  changeAssets(merchantId: number, change: AssetsChange): Promise<MerchantAssetsView>;
 };
+
+export type AssetsChange = { enable: AssetRef[] } | { disable: AssetRef[] } | { set: AssetRef[] | 'all' };
 
 export type WebhookSettingsView = ReturnType<typeof renderWebhookSettings>;
 
@@ -47,9 +55,23 @@ export type MerchantView = { merchant_id: number; name: string; created_at: stri
 export type KeyView = { key_id: string; merchant_id: number; prefix: string; created_at: string; last_used_at: string | null; revoked_at: string | null };
 export type CreatedKeyView = KeyView & { api_key: string; api_secret: string };
 export type CreatedMerchantView = MerchantView & { key_id: string; api_key: string; api_secret: string };
+export type AssetView = ReturnType<typeof renderAsset>;
+export type MerchantAssetsView = { merchant_id: number; accepts: 'all' | 'selected'; data: AssetView[]; not_accepted: AssetView[] };
 
-export function createLocalOperator(context: { storage: Storage; master: MasterKey; webhookPolicy: WebhookUrlPolicy; secretOverlapHours: number }): Operator {
+export function createLocalOperator(context: {
+  storage: Storage;
+  master: MasterKey;
+  chains: DepositChains;
+  webhookPolicy: WebhookUrlPolicy;
+  secretOverlapHours: number;
+}): Operator {
   const { db } = context.storage;
+  const assetsView = (merchantId: number, assets: MerchantAssets): MerchantAssetsView => ({
+    merchant_id: merchantId,
+    accepts: assets.accepts,
+    data: assets.accepted.map(renderAsset),
+    not_accepted: assets.notAccepted.map(renderAsset),
+  });
   return {
     async createMerchant(input) {
       const created = await createMerchant(db, context.master, input);
@@ -96,6 +118,15 @@ export function createLocalOperator(context: { storage: Storage; master: MasterK
         return { event_ids: [target.eventId] };
       }
       return { event_ids: await redeliverFailed(db, { merchantId, from: target.from, until: target.until }) };
+    },
+    async listAssets(merchantId) {
+      await requireMerchant(db, merchantId);
+      return assetsView(merchantId, await merchantAssets(db, context.chains, merchantId));
+    },
+    async changeAssets(merchantId, change) {
+      if ('enable' in change) return assetsView(merchantId, await enableAssets(db, context.chains, merchantId, change.enable));
+      if ('disable' in change) return assetsView(merchantId, await disableAssets(db, context.chains, merchantId, change.disable));
+      return assetsView(merchantId, await setAcceptedAssets(db, context.chains, merchantId, change.set));
     },
   };
 }

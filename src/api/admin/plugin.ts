@@ -13,6 +13,17 @@ import { type Operator, paymentActions } from './operator.ts';
 
 export const adminPrefix = '/admin/v1';
 
+const assetRefs = z
+  .array(
+    z
+      .object({
+        network: z.string().regex(/^[A-Za-z0-9-]{2,40}$/, 'expected a network code such as ERC20'),
+        symbol: z.string().regex(/^[A-Z0-9]{2,10}$/, 'expected an upper-case asset symbol such as USDT'),
+      })
+      .strict(),
+  )
+  .max(1000);
+
 const merchantIdParam = z
   .string()
   .regex(/^[1-9]\d{0,14}$/, 'expected a merchant id')
@@ -146,6 +157,37 @@ export function adminApi(context: ApiContext, operator: Operator, registry: Rout
         return reply.code(202).send(await operator.redeliver(params.merchant_id, target));
       },
     }),
+    defineRoute({
+      ...common,
+      method: 'GET',
+      url: '/merchants/:merchant_id/assets',
+      summary: 'List the configured assets a merchant accepts, and those it does not',
+      params: z.object({ merchant_id: merchantIdParam }),
+      responses: { 200: { description: '`accepts` (`all` or `selected`), `data` (accepted) and `not_accepted`' }, ...denied },
+      handler: async ({ params }) => operator.listAssets(params.merchant_id),
+    }),
+    defineRoute({
+      ...common,
+      method: 'PUT',
+      url: '/merchants/:merchant_id/assets',
+      summary: 'Set what a merchant accepts: "all" configured assets (the default) or exactly these',
+      params: z.object({ merchant_id: merchantIdParam }),
+      body: z.object({ assets: z.union([z.literal('all'), assetRefs]) }).strict(),
+      responses: { 200: { description: 'What the merchant now accepts' }, 400: { description: 'An asset no configured chain carries', schema: errorResponseSchema }, ...denied },
+      handler: async ({ params, body }) => operator.changeAssets(params.merchant_id, { set: body.assets }),
+    }),
+    ...(['enable', 'disable'] as const).map((action) =>
+      defineRoute({
+        ...common,
+        method: 'POST',
+        url: `/merchants/:merchant_id/assets/${action}`,
+        summary: action === 'enable' ? 'Make a merchant accept these assets too' : 'Stop a merchant accepting these assets',
+        params: z.object({ merchant_id: merchantIdParam }),
+        body: z.object({ assets: assetRefs.min(1) }).strict(),
+        responses: { 200: { description: 'What the merchant now accepts' }, 400: { description: 'An asset no configured chain carries', schema: errorResponseSchema }, ...denied },
+        handler: async ({ params, body }) => operator.changeAssets(params.merchant_id, action === 'enable' ? { enable: body.assets } : { disable: body.assets }),
+      }),
+    ),
   ];
 
   return async function plugin(app: FastifyInstance) {

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { PayCryptError } from '../../internal/errors.ts';
 import type { ApiContext } from '../context.ts';
 import { type RouteRegistry, registerRoutes } from '../route.ts';
+import { listAssetsRoute } from './assets/list-assets.route.ts';
 import { authenticateBearer } from './bearer-auth.ts';
 import { identifySignedRequest, verifySignedRequest } from './signed-auth.ts';
 import { sendPayCryptError } from './errors.ts';
@@ -54,6 +55,7 @@ export function payCryptApi(context: ApiContext, registry: RouteRegistry) {
         ...paymentSessionRoutes(context),
         ...webhookSettingsRoutes(context),
         ...eventRoutes(context),
+        listAssetsRoute(context),
       ],
       registry,
     );

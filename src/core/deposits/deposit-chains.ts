@@ -18,20 +18,33 @@ export type DepositAsset = {
   addressAt(index: number): string;
 };
 
+/** An asset a configured chain receives, as operators, merchants and customers see it. */
+export type ConfiguredAsset = {
+  chain: string;
+  /** The chain's first network code, the one shown. */
+  network: string;
+  /** Every network code that names the chain. */
+  networks: readonly string[];
+  symbol: string;
+  decimals: number;
+  /** Token contract (lower case), or null for the chain's native coin. */
+  contract: string | null;
+};
+
 export type DepositChains = {
+  /** Every asset of every configured chain: chains in configuration order, each native coin first, then its tokens. */
+  assets(): readonly ConfiguredAsset[];
   /** undefined: no configured chain serves `network`; 'unknown_asset': the chain does not carry `symbol`. */
   resolve(network: string, symbol: string): DepositAsset | 'unknown_asset' | undefined;
   /** The symbol of every asset configured on `network`'s chain, for error messages. */
   assetsOn(network: string): string[];
   /** The first configured network that carries `symbol`, used when a payment names no network. */
   defaultNetworkFor(symbol: string): string | undefined;
-  /** Every configured asset, once per chain, under the chain's first network code. */
-  listAssets(): DepositAsset[];
 };
 
 export const noDepositChains: DepositChains = {
+  assets: () => [],
   resolve: () => undefined,
   assetsOn: () => [],
   defaultNetworkFor: () => undefined,
-  listAssets: () => [],
 };

@@ -2,12 +2,13 @@ import { type Decimal, toBaseUnits } from '../../internal/decimal.ts';
 import { PayCryptError } from '../../internal/errors.ts';
 import { createId } from '../../internal/ids.ts';
 import type { Selectable } from 'kysely';
-import type { Transaction } from '../../storage/database.ts';
+import type { Db, Transaction } from '../../storage/database.ts';
 import type { PaymentTable } from '../../storage/schema.ts';
 import { allocateDepositAddress } from '../deposits/deposit-addresses.ts';
 import type { DepositAsset, DepositChains } from '../deposits/deposit-chains.ts';
 import { findCryptoAsset, fiatDecimals, isCryptoSymbol } from '../currencies.ts';
 import { appendEvent } from '../events.ts';
+import { defaultNetworkFor, requireAcceptedAsset } from '../merchant-assets.ts';
 import type { Quote, Quoter } from '../rates/quote.ts';
 import { type Payment, type PaymentMethod, type PaymentType, paymentFromRow, paymentSnapshot } from './payment.ts';
 
@@ -64,7 +65,7 @@ export function checkFiatAmount(request: { amount: Decimal; currency: string }):
  * Checks a payment request and quotes it. Runs before the write transaction
  * because a rate source may be slow; nothing is written here.
  */
-export async function preparePayment(deps: { quoter: Quoter; chains: DepositChains }, request: CreatePaymentRequest): Promise<PreparedPayment> {
+export async function preparePayment(deps: { db: Db; quoter: Quoter; chains: DepositChains }, request: CreatePaymentRequest): Promise<PreparedPayment> {
   const converted = checkFiatAmount(request);
   const currencyDecimals = converted.currencyDecimals;
 
@@ -80,13 +81,14 @@ export async function preparePayment(deps: { quoter: Quoter; chains: DepositChai
 
   const symbol = request.cryptoCurrency ?? 'USDT';
   const catalogued = findCryptoAsset(symbol);
-  const network = request.cryptoNetwork ?? deps.chains.defaultNetworkFor(symbol) ?? catalogued?.networks[0];
+  const network = request.cryptoNetwork ?? (await defaultNetworkFor(deps.db, deps.chains, request.merchantId, symbol)) ?? catalogued?.networks[0];
   const onChain = network === undefined ? undefined : deps.chains.resolve(network, symbol);
   if (onChain === 'unknown_asset') {
     throw new PayCryptError('invalid_request', `${symbol} is not accepted on ${network}; it accepts ${deps.chains.assetsOn(network!).join(', ')}`, {
       details: { field: 'crypto_currency' },
     });
   }
+  if (onChain) await requireAcceptedAsset(deps.db, deps.chains, request.merchantId, onChain);
   // Note: a network no configured chain watches is still accepted for the
   // catalogued assets, as a payment the operator settles by hand.
   if (!onChain) {

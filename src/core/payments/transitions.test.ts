@@ -26,7 +26,7 @@ describe('payment state machine', () => {
   after(() => storage.close());
 
   async function newPayment() {
-    const prepared = await preparePayment({ quoter, chains: noDepositChains }, { merchantId, type: 'deposit', method: 'crypto', amount: parseDecimal('10')!, currency: 'USD' });
+    const prepared = await preparePayment({ db: storage.db, quoter, chains: noDepositChains }, { merchantId, type: 'deposit', method: 'crypto', amount: parseDecimal('10')!, currency: 'USD' });
     return storage.db.transaction().execute((trx) => insertPayment(trx, prepared));
   }
 

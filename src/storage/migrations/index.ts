@@ -4,6 +4,7 @@ import * as webhooks from './0002_webhooks.ts';
 import * as chains from './0003_chains.ts';
 import * as paymentCounts from './0004_payment_counts.ts';
 import * as paymentSessions from './0005_payment_sessions.ts';
+import * as merchantAssets from './0006_merchant_assets.ts';
 
 /** Every migration, in order. One set serves PostgreSQL and PGlite alike. */
 const migrations: Record<string, Migration> = {
@@ -12,6 +13,7 @@ const migrations: Record<string, Migration> = {
   '0003_chains': chains,
   '0004_payment_counts': paymentCounts,
   '0005_payment_sessions': paymentSessions,
+  '0006_merchant_assets': merchantAssets,
 };
 
 /** Key of the advisory lock that lets one process at a time migrate a shared database. */

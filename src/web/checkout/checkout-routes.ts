@@ -5,6 +5,7 @@ import encodeQR from 'qr';
 import type { ApiContext } from '../../api/context.ts';
 import { paymentUriOf } from '../../api/paycrypt/sessions/payment-sessions.routes.ts';
 import { choosePaymentSessionAsset, findPaymentSession, type PaymentSession } from '../../core/payments/payment-sessions.ts';
+import { acceptedAssets } from '../../core/merchant-assets.ts';
 import { findPaymentByTransactionId } from '../../core/payments/query-payments.ts';
 import { formatUnits } from '../../internal/decimal.ts';
 import { isPayCryptError } from '../../internal/errors.ts';
@@ -159,10 +160,12 @@ export function checkoutPages(context: ApiContext) {
     });
   };
 
+  /** The assets the session's merchant accepts, each with what the order costs in it now; those without a price are left out. */
   async function choicesFor(session: PaymentSession): Promise<AssetChoice[]> {
     const { payment } = session;
+    const accepted = await acceptedAssets(db, context.chains, session.merchantId);
     return Promise.all(
-      context.chains.listAssets().map(async (asset) => {
+      accepted.map(async (asset) => {
         const quote = await context.quoter
           .quote({ amount: payment.amount, currency: payment.currency, currencyDecimals: payment.currencyDecimals, cryptoCurrency: asset.symbol, cryptoDecimals: asset.decimals })
           .catch(() => undefined);

@@ -54,7 +54,7 @@ export function createPaymentRoute(context: ApiContext) {
     async handler({ request, reply, body }) {
       const merchantId = request.auth!.merchantId;
       const key = idempotencyKeyOf(request.headers['idempotency-key']);
-      const prepared = await preparePayment(context, {
+      const prepared = await preparePayment({ db: context.storage.db, quoter: context.quoter, chains: context.chains }, {
         merchantId,
         type: body.type,
         method: body.method,

@@ -307,6 +307,39 @@ describe('payment sessions on a chain', () => {
     assert.match(await choice.text(), /cannot be chosen now: it is expired/);
   });
 
+  it('the checkout offers only the assets the merchant accepts, and refuses any other', async () => {
+    const picky = await t.createMerchant('USDT only');
+    const set = await t.request('PUT', `/admin/v1/merchants/${picky.merchantId}/assets`, { key: t.adminToken, body: { assets: [{ network: 'ERC20', symbol: 'USDT' }] } });
+    assert.equal(set.status, 200, set.text);
+    const created = await signedRequest(t, picky, 'POST', '/api/v1/payment_sessions', exampleSessionBody('ORD-PICKY'));
+    const page = await (await fetch(created.json.checkout_url)).text();
+    assert.match(page, /value="ERC20:USDT"/);
+    assert.doesNotMatch(page, /value="ERC20:ETH"/);
+    const refused = await fetch(`${created.json.checkout_url}/asset`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+      body: 'asset=ERC20%3AETH',
+      redirect: 'manual',
+    });
+    assert.equal(refused.status, 400);
+    assert.equal((await signedRequest(t, picky, 'GET', `/api/v1/payment_sessions/${created.json.id}`)).json.status, 'created');
+    // A merchant accepting everything is offered ETH too (it has a price here).
+    const all = await (await fetch((await createSession('ORD-ALL')).checkout_url)).text();
+    assert.match(all, /value="ERC20:ETH"/);
+  });
+
+  it('a form post from another site is refused', async () => {
+    const session = await createSession('ORD-CSRF');
+    const response = await fetch(`${session.checkout_url}/asset`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'cross-site' },
+      body: 'asset=ERC20%3AUSDT',
+      redirect: 'manual',
+    });
+    assert.equal(response.status, 403);
+    assert.equal((await readSession(session.id)).status, 'created');
+  });
+
   it('cancel: a pending session without funds is cancelled; once funds arrived it cannot be', async () => {
     const session = await createSession('ORD-CANCEL');
     await choose(session);
