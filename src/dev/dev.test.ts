@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { type Address, createPublicClient, erc20Abi, http } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import type { DevEnvironmentInfo } from './dev-environment.ts';
+import { until } from '../testing/until.ts';
 
 /**
  * `paycrypt dev` as a user runs it: the real command in a child process,
@@ -33,16 +34,6 @@ async function rpc(url: string, method: string, params: unknown[]): Promise<unkn
   const body = (await response.json()) as { result?: unknown; error?: { message: string } };
   if (body.error) throw new Error(`${method}: ${body.error.message}`);
   return body.result;
-}
-
-async function until<T>(label: string, probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}; last seen: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** `./bin/paycrypt dev` in a child process, once it has printed its JSON line. */

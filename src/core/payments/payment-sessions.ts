@@ -86,62 +86,62 @@ export type CreatePaymentSessionInput = {
 };
 
 /**
- * Creates a session and its payment (`pending`, no asset yet) with the
- * payment's `payment.created` event. `onCreated` runs in the same
- * transaction, for what must commit with the session (its webhook endpoint).
+ * Checks a session request before its write transaction: the amount, and
+ * that the currency has a price. Returns the amount in minor units.
  */
-export async function createPaymentSession(
-  deps: { db: Db; quoter: Quoter },
-  input: CreatePaymentSessionInput,
-  onCreated?: (trx: Transaction, session: PaymentSession) => Promise<void>,
-): Promise<PaymentSession> {
+export async function preparePaymentSession(deps: { quoter: Quoter }, input: Pick<CreatePaymentSessionInput, 'amount' | 'currency'>) {
   const fiat = checkFiatAmount(input);
   await deps.quoter.assertPriced(input.currency);
-  return deps.db.transaction().execute(async (trx) => {
-    const inserted = await insertPayment(trx, {
-      request: { merchantId: input.merchantId, type: 'deposit', method: 'crypto', amount: input.amount, currency: input.currency, clientReference: input.orderId },
-      amount: fiat.units,
-      currencyDecimals: fiat.currencyDecimals,
-      crypto: null,
-      deposit: null,
-    });
-    const paymentRow = await trx
-      .updateTable('payments')
-      .set({ expires_at: new Date(inserted.createdAt.getTime() + input.lifetimeMs) })
-      .where('id', '=', inserted.id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    const row = await trx
-      .insertInto('payment_sessions')
-      .values({
-        id: createId('ps'),
-        merchant_id: input.merchantId,
-        payment_id: inserted.id,
-        api_key_id: input.apiKeyId,
-        order_id: input.orderId,
-        customer_email: input.customerEmail ?? null,
-        metadata: input.metadataJson,
-        success_url: input.successUrl ?? null,
-        cancel_url: input.cancelUrl ?? null,
-        webhook_url: input.webhookUrl ?? null,
-        created_at: inserted.createdAt,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    const session = sessionFromRows(row, paymentRow);
-    await onCreated?.(trx, session);
-    return session;
+  return fiat;
+}
+
+/**
+ * Writes a session and its payment (`pending`, no asset yet) with the
+ * payment's `payment.created` event, in the caller's transaction (where what
+ * must commit with the session, such as its webhook endpoint, is written too).
+ */
+export async function insertPaymentSession(
+  trx: Transaction,
+  input: CreatePaymentSessionInput,
+  fiat: { units: bigint; currencyDecimals: number },
+): Promise<PaymentSession> {
+  const inserted = await insertPayment(trx, {
+    request: { merchantId: input.merchantId, type: 'deposit', method: 'crypto', amount: input.amount, currency: input.currency, clientReference: input.orderId },
+    amount: fiat.units,
+    currencyDecimals: fiat.currencyDecimals,
+    crypto: null,
+    deposit: null,
   });
+  const paymentRow = await trx
+    .updateTable('payments')
+    .set({ expires_at: new Date(inserted.createdAt.getTime() + input.lifetimeMs) })
+    .where('id', '=', inserted.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const row = await trx
+    .insertInto('payment_sessions')
+    .values({
+      id: createId('ps'),
+      merchant_id: input.merchantId,
+      payment_id: inserted.id,
+      api_key_id: input.apiKeyId,
+      order_id: input.orderId,
+      customer_email: input.customerEmail ?? null,
+      metadata: input.metadataJson,
+      success_url: input.successUrl ?? null,
+      cancel_url: input.cancelUrl ?? null,
+      webhook_url: input.webhookUrl ?? null,
+      created_at: inserted.createdAt,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return sessionFromRows(row, paymentRow);
 }
 
 /** One session by id; scoped to a merchant when `merchantId` is given (another merchant's session is not found). */
 export async function findPaymentSession(db: Db, input: { id: string; merchantId?: number }): Promise<PaymentSession | undefined> {
   if (!/^ps_[0-9a-z]{1,64}$/.test(input.id)) return undefined;
-  let query = db
-    .selectFrom('payment_sessions as s')
-    .innerJoin('payments as p', 'p.id', 's.payment_id')
-    .selectAll('p')
-    .select(['s.id as session_id', 's.merchant_id as session_merchant_id', 's.api_key_id', 's.order_id', 's.customer_email', 's.metadata', 's.success_url', 's.cancel_url', 's.webhook_url', 's.created_at as session_created_at'])
+  let query = sessionsWithPayments(db)
     .where('s.id', '=', input.id);
   if (input.merchantId !== undefined) query = query.where('s.merchant_id', '=', input.merchantId);
   const row = await query.executeTakeFirst();
@@ -156,11 +156,7 @@ export async function listPaymentSessions(
   db: Db,
   input: { merchantId: number; limit: number; orderId?: string | undefined; startingAfter?: string | undefined },
 ): Promise<{ sessions: PaymentSession[]; hasMore: boolean }> {
-  let query = db
-    .selectFrom('payment_sessions as s')
-    .innerJoin('payments as p', 'p.id', 's.payment_id')
-    .selectAll('p')
-    .select(['s.id as session_id', 's.merchant_id as session_merchant_id', 's.api_key_id', 's.order_id', 's.customer_email', 's.metadata', 's.success_url', 's.cancel_url', 's.webhook_url', 's.created_at as session_created_at'])
+  let query = sessionsWithPayments(db)
     .where('s.merchant_id', '=', input.merchantId);
   if (input.orderId !== undefined) query = query.where('s.order_id', '=', input.orderId);
   if (input.startingAfter !== undefined) {
@@ -279,6 +275,15 @@ export async function paymentTransfers(db: Db, paymentId: number) {
     .orderBy('block_number')
     .orderBy('log_index')
     .execute();
+}
+
+/** Sessions joined with their payments: every column of the payment, and the session's own under names of their own. */
+function sessionsWithPayments(db: Db) {
+  return db
+    .selectFrom('payment_sessions as s')
+    .innerJoin('payments as p', 'p.id', 's.payment_id')
+    .selectAll('p')
+    .select(['s.id as session_id', 's.merchant_id as session_merchant_id', 's.api_key_id', 's.order_id', 's.customer_email', 's.metadata', 's.success_url', 's.cancel_url', 's.webhook_url', 's.created_at as session_created_at']);
 }
 
 type JoinedRow = Selectable<PaymentTable> & {

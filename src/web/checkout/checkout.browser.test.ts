@@ -120,6 +120,11 @@ describe('the hosted checkout in a browser', () => {
       const body = await response.body().catch(() => Buffer.alloc(0));
       loaded.push({ url: response.url(), bytes: body.length, gzipped: gzipSync(body).length });
     });
+    // Nothing is requested from anywhere but the gateway (the merchant's own site comes only after the redirect).
+    const foreign: string[] = [];
+    page.on('request', (request) => {
+      if (!request.url().startsWith(dev.info.api_url) && !request.url().startsWith('https://merchant.tld/')) foreign.push(request.url());
+    });
     const blocked: string[] = [];
     page.on('console', (message) => {
       if (/Content Security Policy/i.test(message.text())) blocked.push(message.text());
@@ -182,6 +187,7 @@ describe('the hosted checkout in a browser', () => {
     await redirected;
     assert.equal(new URL(page.url()).searchParams.get('session_id'), sessionId);
     assert.deepEqual(blocked, [], 'the Content-Security-Policy blocked nothing the page needs');
+    assert.deepEqual(foreign, [], 'the checkout loads nothing from elsewhere');
 
     const initial = loaded.filter((entry) => !entry.url.includes('/asset'));
     const total = initial.reduce((sum, entry) => sum + entry.gzipped, 0);

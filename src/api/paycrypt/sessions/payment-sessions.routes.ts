@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import {
   cancelPaymentSession,
-  createPaymentSession,
+  insertPaymentSession,
+  preparePaymentSession,
   findPaymentSession,
   listPaymentSessions,
   type PaymentSession,
@@ -13,6 +14,7 @@ import { type Decimal, formatUnits, parseDecimal } from '../../../internal/decim
 import { PayCryptError, isPayCryptError } from '../../../internal/errors.ts';
 import { isJsonNumber, stringifyJson } from '../../../internal/json.ts';
 import { type ApiContext, publicUrlOf } from '../../context.ts';
+import { idempotencyKeyOf, requestFingerprint, runIdempotent } from '../../idempotency.ts';
 import { defineRoute } from '../../route.ts';
 import { jsonInteger, queryInteger } from '../../validation.ts';
 import { errorResponseSchema } from '../render.ts';
@@ -107,55 +109,66 @@ export function paymentSessionRoutes(context: ApiContext) {
       summary: 'Create a payment session',
       description:
         'Creates a session the customer pays on the hosted checkout (`checkout_url`). The customer chooses the asset there; the quote is then locked ' +
-        'and a deposit address assigned. Webhooks for the session go to `webhook_url`, signed with your API secret.',
+        'and a deposit address assigned. Webhooks for the session go to `webhook_url`, signed with your API secret. ' +
+        'Send an `Idempotency-Key` header to make retries safe: the same key and body return the first response.',
+      headers: { 'Idempotency-Key': 'Optional. A unique key per logical request; kept at least 24 hours.' },
       body: createSessionBody,
       responses: {
         201: { description: 'Session created', schema: sessionResponseSchema },
         400: { description: 'Validation failed', schema: errorResponseSchema },
         ...denied,
+        409: { description: 'Idempotency-Key reused with another request', schema: errorResponseSchema },
         429: { description: 'Too many requests', schema: errorResponseSchema },
       },
       async handler({ request, reply, body }) {
         const auth = request.auth!;
         const signing = request.signing!;
         const webhookUrl = body.webhook_url === undefined ? undefined : await checkedWebhookUrl(body.webhook_url, context);
-        const metadataJson = stringifyJson(body.metadata ?? {});
-        const session = await createPaymentSession(
-          { db, quoter: context.quoter },
-          {
-            merchantId: auth.merchantId,
-            apiKeyId: auth.keyId,
-            orderId: body.order_id,
-            amount: body.amount,
-            currency: body.currency,
-            customerEmail: body.customer?.email,
-            metadataJson,
-            successUrl: body.success_url,
-            cancelUrl: body.cancel_url,
-            webhookUrl,
-            lifetimeMs: body.expires_in === undefined ? context.config.sessions.lifetimeMs : body.expires_in * 1000,
-          },
-          async (trx, created) => {
-            if (webhookUrl === undefined) return;
-            const sessionContext: SessionWebhookContext = {
-              session_id: created.id,
-              order_id: created.orderId,
-              customer_email: created.customerEmail,
-              metadata: body.metadata ?? {},
-            };
-            await addPaymentEndpoint(trx, context.master, {
-              merchantId: auth.merchantId,
-              paymentId: created.payment.id,
-              url: webhookUrl,
-              format: 'payment_session',
-              eventTypes: sessionWebhookSourceTypes,
-              secret: signing.secret,
-              signingKey: signing.key,
-              context: stringifyJson(sessionContext),
-            });
+        const input = {
+          merchantId: auth.merchantId,
+          apiKeyId: auth.keyId,
+          orderId: body.order_id,
+          amount: body.amount,
+          currency: body.currency,
+          customerEmail: body.customer?.email,
+          metadataJson: stringifyJson(body.metadata ?? {}),
+          successUrl: body.success_url,
+          cancelUrl: body.cancel_url,
+          webhookUrl,
+          lifetimeMs: body.expires_in === undefined ? context.config.sessions.lifetimeMs : body.expires_in * 1000,
+        };
+        const fiat = await preparePaymentSession(context, input);
+        const key = idempotencyKeyOf(request.headers['idempotency-key']);
+        const publicUrl = publicUrlOf(context, request);
+        const response = await runIdempotent(
+          db,
+          { merchantId: auth.merchantId, key, fingerprint: requestFingerprint('POST', '/api/v1/payment_sessions', request.rawBody ?? '') },
+          async (trx) => {
+            const session = await insertPaymentSession(trx, input, fiat);
+            if (webhookUrl !== undefined) {
+              const sessionContext: SessionWebhookContext = {
+                session_id: session.id,
+                order_id: session.orderId,
+                customer_email: session.customerEmail,
+                metadata: body.metadata ?? {},
+              };
+              await addPaymentEndpoint(trx, context.master, {
+                merchantId: auth.merchantId,
+                paymentId: session.payment.id,
+                url: webhookUrl,
+                format: 'payment_session',
+                eventTypes: sessionWebhookSourceTypes,
+                secret: signing.secret,
+                signingKey: signing.key,
+                context: stringifyJson(sessionContext),
+              });
+            }
+            // Note: a new session has no transfers yet; rendered here so a replay answers with the very same body.
+            return { status: 201, body: stringifyJson(renderSession(session, { publicUrl, paymentUri: null, transfers: [] })) };
           },
         );
-        return reply.code(201).send(await render(session, publicUrlOf(context, request)));
+        if (response.replayed) reply.header('idempotent-replayed', 'true');
+        return reply.code(response.status).type('application/json; charset=utf-8').serializer((payload: string) => payload).send(response.body);
       },
     }),
     defineRoute({

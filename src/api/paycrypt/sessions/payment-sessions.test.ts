@@ -11,6 +11,7 @@ import { type DjangoReceiver, startDjangoReceiver } from '../../../testing/djang
 import { startTestGateway, type TestGateway } from '../../../testing/harness.ts';
 import { exampleSessionBody, signedRequest } from '../../../testing/signed-requests.ts';
 import { createHmac } from 'node:crypto';
+import { until } from '../../../testing/until.ts';
 
 /**
  * Payment sessions end to end, as a merchant and a customer see them: a real
@@ -33,16 +34,6 @@ let payer: ReturnType<typeof createPayerWallet>;
 
 function createPayerWallet(node: Anvil) {
   return createWalletClient({ chain: anvilChain(node), account: privateKeyToAccount(node.accounts[0]!.privateKey), transport: http(node.rpcUrl), cacheTime: 0 });
-}
-
-async function until<T>(label: string, probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}; last seen: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 async function createSession(orderId: string, overrides: Record<string, unknown> = {}) {

@@ -72,6 +72,22 @@ describe('Payment Session API: signed requests', () => {
     assert.equal(read.json.order_id, 'ORD-GET');
   });
 
+  it('a retry re-signed with the same Idempotency-Key returns the first session; the key with another body is a 409', async () => {
+    const body = exampleSessionBody('ORD-IDEMPOTENT');
+    const headers = { 'idempotency-key': `retry-${Date.now()}` };
+    const first = await signedRequest(t, merchant, 'POST', '/api/v1/payment_sessions', body, { headers });
+    assert.equal(first.status, 201, first.text);
+    const before = await sessionCount();
+    // A retry a second later is a new signed request (not a replay) carrying the same key.
+    const retry = await signedRequest(t, merchant, 'POST', '/api/v1/payment_sessions', body, { headers, timestamp: String(Number(first.sent.timestamp) + 1) });
+    assert.equal(retry.status, 201, retry.text);
+    assert.equal(retry.headers.get('idempotent-replayed'), 'true');
+    assert.equal(retry.text, first.text);
+    const other = await signedRequest(t, merchant, 'POST', '/api/v1/payment_sessions', { ...body, amount: '50.00' }, { headers });
+    assertRefused(other, 409, 'idempotency_conflict');
+    assert.equal(await sessionCount(), before);
+  });
+
   describe('refused, and nothing is created', () => {
     const body = exampleSessionBody('ORD-REFUSED');
 
