@@ -1,5 +1,5 @@
 import { type PaymentSession, paymentTransfers } from '../../core/payments/payment-sessions.ts';
-import { formatUnits } from '../../internal/decimal.ts';
+import { floorDiv, formatUnits, parseDecimal } from '../../internal/decimal.ts';
 import type { Db } from '../../storage/database.ts';
 
 /**
@@ -20,6 +20,8 @@ export type CheckoutState = {
   amountDue: string | null;
   amountReceived: string | null;
   amountRemaining: string | null;
+  /** The locked quote in words: `1 USDT = 1.00 USD`, with the fee when there is one. */
+  rate: string | null;
   confirmations: { current: number; required: number } | null;
   /** Unix seconds until which the customer can pay (or choose an asset); null once the session is over. */
   deadline: number | null;
@@ -100,6 +102,7 @@ export async function checkoutStateOf(db: Db, session: PaymentSession): Promise<
     amountDue: crypto ? units(crypto.amount) : null,
     amountReceived: crypto ? units(payment.amountDetected) : null,
     amountRemaining: crypto ? units(remaining) : null,
+    rate: crypto && payment.quote ? rateText(crypto.currency, payment.currency, payment.currencyDecimals, payment.quote) : null,
     confirmations,
     deadline: open && session.expiresAt ? Math.floor(session.expiresAt.getTime() / 1000) : null,
     redirectUrl: session.status === 'succeeded' && session.successUrl ? withSessionId(session.successUrl, session.id) : null,
@@ -112,4 +115,19 @@ export function withSessionId(url: string, sessionId: string): string {
   const target = new URL(url);
   target.searchParams.set('session_id', sessionId);
   return target.toString();
+}
+
+/**
+ * One unit of the asset in the order's currency, from the quote's two USD
+ * values, rounded down to 6 decimals (shown to the customer, never used to
+ * compute an amount).
+ */
+function rateText(asset: string, currency: string, currencyDecimals: number, quote: { cryptoUsd: string; fiatUsd: string; feeBps: number }): string | null {
+  const assetUsd = parseDecimal(quote.cryptoUsd);
+  const currencyUsd = parseDecimal(quote.fiatUsd);
+  if (!assetUsd || !currencyUsd || currencyUsd.units === 0n) return null;
+  const places = Math.max(6, currencyDecimals);
+  const scaled = floorDiv(assetUsd.units * 10n ** BigInt(currencyUsd.scale + places), currencyUsd.units * 10n ** BigInt(assetUsd.scale));
+  const fee = quote.feeBps > 0 ? ` (fee ${formatUnits(BigInt(quote.feeBps), 2)} %)` : '';
+  return `1 ${asset} = ${formatUnits(scaled, places, currencyDecimals)} ${currency}${fee}`;
 }

@@ -142,6 +142,7 @@ describe('the hosted checkout in a browser', () => {
     const session = (await signedRequest({ request: requestDev }, { apiKey: dev.info.api_key, apiSecret: dev.info.api_secret }, 'GET', `/api/v1/payment_sessions/${sessionId}`)).json;
     assert.equal(await page.locator('#address').innerText(), session.payment.address);
     assert.equal(await page.locator('#amount').innerText(), '48.755');
+    assert.equal(await page.locator('#rate').innerText(), '1 USDT = 1.00 USD (fee 0.5 %)');
     assert.match(await page.locator('#countdown').innerText(), /Time left to pay: 1[45]:\d\d/);
 
     // The QR code, read back from the page's own pixels, carries the EIP-681 payment URI.

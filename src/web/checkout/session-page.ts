@@ -88,6 +88,10 @@ ${checkoutSteps.map((label, index) => `<li data-step="${index}"${stepClass(state
 <span class="value"><strong id="amount">${escapeHtml(amount ?? '')}</strong> ${escapeHtml(state.asset ?? '')}</span>
 <button type="button" class="copy" data-copy-from="amount" aria-label="Copy the amount">Copy</button>
 </div>
+${state.rate ? `<div class="field">
+<span class="label">Rate, locked</span>
+<span class="value" id="rate">${escapeHtml(state.rate)}</span>
+</div>` : ''}
 <div class="field">
 <span class="label">Network</span>
 <span class="value" id="network">${escapeHtml(state.network ?? '')}</span>
