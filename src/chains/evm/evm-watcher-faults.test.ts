@@ -432,10 +432,11 @@ async function spawnGateway(settings: Record<string, string>): Promise<ChildGate
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
+  // Note: up to 90 s, as in the CLI tests: a loaded two-core machine needs that long to start a gateway process.
   const url = await waitFor('the gateway process to listen', async () => {
     if (child.exitCode !== null) throw new Error(`paycrypt serve exited (${child.exitCode}):\n${output}`);
     return /"url":"(http:\/\/[^"]+)","storage"/.exec(output)?.[1];
-  }, 30_000);
+  }, 90_000);
   async function request(method: string, urlPath: string, options: { key?: string; body?: unknown } = {}) {
     const response = await fetch(`${url}${urlPath}`, {
       method,
@@ -528,9 +529,9 @@ describe('EVM watcher: a crash in the middle of a block', () => {
           [applicationName],
         );
         return rows.length > 0;
-      });
+      }, 30_000);
     } else {
-      await waitFor('the node to hold the answer with the block\'s logs', async () => proxy.hanging() > 0);
+      await waitFor('the node to hold the answer with the block\'s logs', async () => proxy.hanging() > 0, 30_000);
     }
     gateway.child.kill('SIGKILL');
     await gateway.exited;
@@ -553,7 +554,7 @@ describe('EVM watcher: a crash in the middle of a block', () => {
     await waitFor(
       'all 50 payments to complete after the restart',
       async () => (await gateway.request('GET', '/api/v1/payments?status=completed&per_page=1', { key })).json.pagination.total === 50,
-      30_000,
+      60_000,
     );
     gateway.child.kill('SIGTERM');
     await gateway.exited;
