@@ -115,8 +115,8 @@ type RpcProxy = {
   fault: ((call: RpcCall) => RpcFault | undefined) | undefined;
   /** Rewrites the node's result before it is returned. */
   tamper: ((call: RpcCall, result: any) => unknown) | undefined;
-  /** Told of each answer once it is on the wire. */
-  onAnswer: ((call: RpcCall, result: any) => void) | undefined;
+  /** Keeps the node's answer instead of returning it, when this says so: the call hangs, as with the fault `hang`. */
+  hold: ((call: RpcCall, result: any) => boolean) | undefined;
   /** How many calls of each method the proxy has answered (or held, or failed) so far. */
   calls(method: string): number;
   /** Calls being held without an answer. */
@@ -159,6 +159,7 @@ async function startRpcProxy(target: string): Promise<RpcProxy> {
             result?: unknown;
           };
           if ('result' in answer && proxy.tamper) answer.result = proxy.tamper(call, answer.result);
+          if ('result' in answer && proxy.hold?.(call, answer.result)) hang = true;
           return answer;
         } catch {
           return undefined; // the node behind is down: answer as a gateway would
@@ -175,9 +176,7 @@ async function startRpcProxy(target: string): Promise<RpcProxy> {
       return;
     }
     response.writeHead(200, { 'content-type': 'application/json' });
-    response.end(JSON.stringify(Array.isArray(body) ? answers : answers[0]), () => {
-      calls.forEach((call, i) => proxy.onAnswer?.(call, (answers[i] as { result?: unknown }).result));
-    });
+    response.end(JSON.stringify(Array.isArray(body) ? answers : answers[0]));
   });
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -202,7 +201,7 @@ async function startRpcProxy(target: string): Promise<RpcProxy> {
     target,
     fault: undefined,
     tamper: undefined,
-    onAnswer: undefined,
+    hold: undefined,
     calls: (method) => counts.get(method) ?? 0,
     hanging: () => held.size,
     dropHanging: () => {
@@ -433,10 +432,11 @@ async function spawnGateway(settings: Record<string, string>): Promise<ChildGate
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
+  // Note: up to 90 s, as in the CLI tests: a loaded two-core machine needs that long to start a gateway process.
   const url = await waitFor('the gateway process to listen', async () => {
     if (child.exitCode !== null) throw new Error(`paycrypt serve exited (${child.exitCode}):\n${output}`);
     return /"url":"(http:\/\/[^"]+)","storage"/.exec(output)?.[1];
-  }, 30_000);
+  }, 90_000);
   async function request(method: string, urlPath: string, options: { key?: string; body?: unknown } = {}) {
     const response = await fetch(`${url}${urlPath}`, {
       method,
@@ -456,7 +456,7 @@ describe('EVM watcher: a crash in the middle of a block', () => {
     const entry = chainEntry(node, proxy.url, { confirmations: 2 });
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paycrypt-crash-'));
     onCleanup(async () => fs.rmSync(dataDir, { recursive: true, force: true }));
-    // Note: with PostgreSQL the gateway's connections carry a name of their own, so the test can see its open transaction.
+    // Note: with PostgreSQL the gateway's connections carry a name of their own, so the test can find its open transaction.
     const applicationName = `paycrypt-${entry.name}`;
     let databaseUrl: string | undefined;
     if (process.env.DATABASE_URL) {
@@ -496,48 +496,49 @@ describe('EVM watcher: a crash in the middle of a block', () => {
     };
     const batchRows = (db: Db) => transfers(db, entry.name);
 
-    const paymentTopics = new Set(payments.map((payment) => `0x${payment.address.slice(2).padStart(64, '0')}`));
-    const logsServed = new Promise<void>((resolve) => {
-      proxy.onAnswer = (call, result) => {
-        if (call.method === 'eth_getLogs' && Array.isArray(result) && result.some((log: { topics: string[] }) => paymentTopics.has(log.topics[2]!.toLowerCase()))) resolve();
-      };
-    });
+    // The pause point. PostgreSQL: the test holds the merchant's row (FOR UPDATE). The
+    // block's transaction writes the cursor and the transfers, then appends the payments'
+    // events, whose foreign key takes the merchant's row (FOR KEY SHARE): it waits there
+    // for the test, with its writes made and nothing committed. Embedded PGlite admits one
+    // process, so the test cannot lock anything in it: the proxy keeps the node's answer
+    // with the block's logs, and the gateway waits in the middle of reading the block.
+    let blocker: pg.Client | undefined;
+    if (process.env.DATABASE_URL) {
+      const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
+      await client.connect();
+      onCleanup(() => client.end());
+      await client.query('begin');
+      await client.query('select id from merchants where id = $1 for update', [merchantId]);
+      blocker = client;
+    } else {
+      const paymentTopics = new Set(payments.map((payment) => `0x${payment.address.slice(2).padStart(64, '0')}`));
+      proxy.hold = (call, result) =>
+        call.method === 'eth_getLogs' && Array.isArray(result) && result.some((log: { topics: string[] }) => paymentTopics.has(log.topics[2]!.toLowerCase()));
+    }
     const batch = await node.payMany(
       payments.map((payment) => payment.address),
       payments.map((payment) => payment.due),
     );
     await mine(node.anvil.rpcUrl, 2);
-    await logsServed;
-    if (process.env.DATABASE_URL) {
-      // PostgreSQL: kill the process once its transaction for the block has written (it has a transaction id) and not committed.
-      const observer = new pg.Client({ connectionString: process.env.DATABASE_URL });
-      await observer.connect();
-      try {
-        await waitFor(
-          'the gateway to be writing the block',
-          async () => {
-            const { rows } = await observer.query<{ writing: number; committed: number }>(
-              `select (select count(*)::int from pg_stat_activity
-                        where application_name = $1 and backend_xid is not null
-                          and query ~ 'chain_(cursors|blocks|transfers)|"payments"') as writing,
-                      (select count(*)::int from chain_transfers where chain = $2) as committed`,
-              [applicationName, entry.name],
-            );
-            return rows[0]!.writing > 0 && rows[0]!.committed === 0;
-          },
-          10_000,
-          0,
+    if (blocker) {
+      await waitFor('the block\'s transaction to have written its transfers and to wait for the merchant\'s row', async () => {
+        const { rows } = await blocker.query(
+          `select a.pid from pg_stat_activity a
+           where a.application_name = $1 and pg_backend_pid() = any(pg_blocking_pids(a.pid))
+             and exists (select 1 from pg_locks l where l.pid = a.pid and l.granted and l.relation = 'chain_transfers'::regclass and l.mode = 'RowExclusiveLock')`,
+          [applicationName],
         );
-        gateway.child.kill('SIGKILL');
-      } finally {
-        await observer.end();
-      }
+        return rows.length > 0;
+      }, 30_000);
     } else {
-      // Embedded PGlite: kill the process as soon as the node has answered the block's logs; it then finds the deposit addresses and writes the block.
-      gateway.child.kill('SIGKILL');
+      await waitFor('the node to hold the answer with the block\'s logs', async () => proxy.hanging() > 0, 30_000);
     }
+    gateway.child.kill('SIGKILL');
     await gateway.exited;
     assert.equal(gateway.child.signalCode, 'SIGKILL');
+    // Note: the killed process's transaction can no longer commit: its connection is gone.
+    await blocker?.query('rollback');
+    proxy.hold = undefined;
 
     // The block is all or nothing: killed before its transaction committed, none of its transfers is there, and no payment moved.
     const afterKill = await inspectDatabase(async (db) => ({
@@ -553,7 +554,7 @@ describe('EVM watcher: a crash in the middle of a block', () => {
     await waitFor(
       'all 50 payments to complete after the restart',
       async () => (await gateway.request('GET', '/api/v1/payments?status=completed&per_page=1', { key })).json.pagination.total === 50,
-      30_000,
+      60_000,
     );
     gateway.child.kill('SIGTERM');
     await gateway.exited;
