@@ -1,4 +1,4 @@
-import { issueApiKey, listApiKeys, revokeApiKey, type ApiKey } from '../../core/api-keys.ts';
+import { type ApiKey, type ApiKeyAuthenticator, issueApiKey, listApiKeys, revokeApiKey } from '../../core/api-keys.ts';
 import { createMerchant, listMerchants, requireMerchant, type Merchant } from '../../core/merchants.ts';
 import type { PaymentStatus } from '../../core/payments/payment.ts';
 import { transitionPayment } from '../../core/payments/transitions.ts';
@@ -48,7 +48,14 @@ export type KeyView = { key_id: string; merchant_id: number; prefix: string; cre
 export type CreatedKeyView = KeyView & { api_key: string; api_secret: string };
 export type CreatedMerchantView = MerchantView & { key_id: string; api_key: string; api_secret: string };
 
-export function createLocalOperator(context: { storage: Storage; master: MasterKey; webhookPolicy: WebhookUrlPolicy; secretOverlapHours: number }): Operator {
+export function createLocalOperator(context: {
+  storage: Storage;
+  master: MasterKey;
+  webhookPolicy: WebhookUrlPolicy;
+  secretOverlapHours: number;
+  /** The API-key cache of the gateway this operator runs in, if any. */
+  authenticator?: Pick<ApiKeyAuthenticator, 'forget'>;
+}): Operator {
   const { db } = context.storage;
   return {
     async createMerchant(input) {
@@ -68,7 +75,10 @@ export function createLocalOperator(context: { storage: Storage; master: MasterK
       return (await listApiKeys(db, merchantId)).map(keyView);
     },
     async revokeKey(keyId) {
-      return keyView(await revokeApiKey(db, keyId));
+      const revoked = await revokeApiKey(db, keyId);
+      // Note: other processes forget the key when the revocation's NOTIFY reaches them; this one does not wait for it.
+      context.authenticator?.forget();
+      return keyView(revoked);
     },
     async actOnPayment(payment, action, reason) {
       const changed = await db.transaction().execute((trx) => transitionPayment(trx, { payment, to: paymentActions[action], reason }));
