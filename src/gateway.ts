@@ -57,7 +57,7 @@ export async function createGateway(options: {
     storage,
     master,
     quoter: createQuoter({ rates: options.rates ?? createTableRateSource(config.rates), feeBps: config.quoteFeeBps }),
-    authenticator: createApiKeyAuthenticator({ db: storage.db, master }),
+    authenticator: await createApiKeyAuthenticator({ storage, master }),
     chains: registry.deposits,
     adminToken,
     webhookPolicy: webhookPolicyOf(config),
@@ -85,6 +85,7 @@ export async function createGateway(options: {
     async close() {
       await server.close();
       await workers?.stop();
+      await context.authenticator.close();
       releaseDataDir?.();
       if (!options.storage) await storage.close();
     },

@@ -1,4 +1,4 @@
-import { issueApiKey, listApiKeys, revokeApiKey, type ApiKey } from '../../core/api-keys.ts';
+import { type ApiKey, type ApiKeyAuthenticator, issueApiKey, listApiKeys, revokeApiKey } from '../../core/api-keys.ts';
 import type { DepositChains } from '../../core/deposits/deposit-chains.ts';
 import { type AssetRef, disableAssets, enableAssets, merchantAssets, type MerchantAssets, setAcceptedAssets } from '../../core/merchant-assets.ts';
 import { createMerchant, listMerchants, requireMerchant, type Merchant } from '../../core/merchants.ts';
@@ -64,6 +64,8 @@ export function createLocalOperator(context: {
   chains: DepositChains;
   webhookPolicy: WebhookUrlPolicy;
   secretOverlapHours: number;
+  /** The API-key cache of the gateway this operator runs in, if any. */
+  authenticator?: Pick<ApiKeyAuthenticator, 'forget'>;
 }): Operator {
   const { db } = context.storage;
   const assetsView = (merchantId: number, assets: MerchantAssets): MerchantAssetsView => ({
@@ -90,7 +92,10 @@ export function createLocalOperator(context: {
       return (await listApiKeys(db, merchantId)).map(keyView);
     },
     async revokeKey(keyId) {
-      return keyView(await revokeApiKey(db, keyId));
+      const revoked = await revokeApiKey(db, keyId);
+      // Note: other processes forget the key when the revocation's NOTIFY reaches them; this one does not wait for it.
+      context.authenticator?.forget();
+      return keyView(revoked);
     },
     async actOnPayment(payment, action, reason) {
       const changed = await db.transaction().execute((trx) => transitionPayment(trx, { payment, to: paymentActions[action], reason }));

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { apiKeyCacheTtlMs } from '../../core/api-keys.ts';
 import { startTestGateway, type TestGateway, type TestResponse } from '../../testing/harness.ts';
 
 type Merchant = Awaited<ReturnType<TestGateway['createMerchant']>>;
@@ -137,6 +138,25 @@ describe('PayCrypt v1 authentication', () => {
       assert.equal(fetched.json.transaction_id, earlier.transaction_id);
       const created = await t.request('POST', '/api/v1/payments', { key: secondKey, body: paymentBody(`second-key-${randomUUID()}`) });
       assert.equal(created.status, 201, created.text);
+    });
+
+    it('is refused by another gateway process on the same database, within the key cache time', async () => {
+      // Note: on PostgreSQL the second gateway opens its own pool and listener, as another process would; embedded PGlite admits one process, so there it shares the storage.
+      const storage = t.gateway.context.storage;
+      const other = await startTestGateway({}, storage.kind === 'pglite' ? { storage } : {});
+      try {
+        const merchant = await t.createMerchant('Revoked elsewhere');
+        assert.equal((await other.request('GET', '/api/v1/payments', { key: merchant.apiKey })).status, 200);
+        const revocation = await t.request('POST', `/admin/v1/keys/${merchant.keyId}/revoke`, { key: t.adminToken });
+        assert.equal(revocation.status, 200, revocation.text);
+        assertErrorEnvelope(await t.request('GET', '/api/v1/payments', { key: merchant.apiKey }), 401, 'authentication_failed');
+        const deadline = Date.now() + apiKeyCacheTtlMs;
+        let status = 200;
+        while (status === 200 && Date.now() < deadline) status = (await other.request('GET', '/api/v1/payments', { key: merchant.apiKey })).status;
+        assert.equal(status, 401, 'the other gateway refuses the key within the cache time');
+      } finally {
+        await other.close();
+      }
     });
 
     it('stays revoked when revoked again', async () => {
