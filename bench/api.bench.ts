@@ -12,6 +12,8 @@ import {
   seedPayments,
 } from './database.ts';
 import { type LoadOptions, type LoadResult, runLoad, warmUp } from './load.ts';
+import { type CpuPerRequest, cpuPerRequest, formatCpu, readCpu } from './cpu-time.ts';
+import { profileMark, profilingEnv } from './profiling.ts';
 import { type ServerProcess, startServerProcess } from './server-process.ts';
 
 /**
@@ -95,14 +97,16 @@ async function main(): Promise<boolean> {
     const baseline = await start('baseline-server.ts', { NODE_ENV: 'production', BENCH_DATABASE_URL: db.url, BENCH_DB_POOL_SIZE: String(settings.poolSize) });
 
     const list = await measureList({ db, url, headers: auth, merchantId });
-    const createIdempotent = await measureCreate(db, {
+    const createIdempotent = await measureCreate(db, gateway, {
       url: `${url}/api/v1/payments`,
       headers: auth,
       setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': randomUUID() } }),
     });
     // Note: the two measured create runs go back to back, so the load others put on the machine changes as little as possible between them.
-    const create = await measureCreate(db, { url: `${url}/api/v1/payments`, headers: auth });
-    const baselineCreate = await measureCreate(db, { url: `${baseline.ready.url}/payments`, headers: {} });
+    profileMark('create: warm-up');
+    const create = await measureCreate(db, gateway, { url: `${url}/api/v1/payments`, headers: auth });
+    profileMark('create: done');
+    const baselineCreate = await measureCreate(db, baseline, { url: `${baseline.ready.url}/payments`, headers: {} });
     await gateway.stop();
     await baseline.stop();
 
@@ -126,11 +130,12 @@ function gatewayEnv(db: BenchDatabase, dataDir: string): Record<string, string> 
     PAYCRYPT_DB_POOL_SIZE: String(settings.poolSize),
     // Note: one key sends every request here; the per-key limit (1,200/min by default) would otherwise be what is measured.
     PAYCRYPT_RATE_LIMIT_PER_MINUTE: '10000000',
+    ...profilingEnv(),
   };
 }
 
 /** Warm-up, a checkpoint, then the measured run at 64 connections. */
-async function measureCreate(db: BenchDatabase, target: Pick<LoadOptions, 'url' | 'headers' | 'setupRequest'>): Promise<LoadResult> {
+async function measureCreate(db: BenchDatabase, server: ServerProcess<unknown>, target: Pick<LoadOptions, 'url' | 'headers' | 'setupRequest'>): Promise<CreateResult> {
   const options: LoadOptions = {
     ...target,
     method: 'POST',
@@ -141,10 +146,14 @@ async function measureCreate(db: BenchDatabase, target: Pick<LoadOptions, 'url' 
   };
   await warmUp({ ...options, durationSeconds: settings.warmUpSeconds });
   await checkpoint(db.client);
+  const before = readCpu(server.pid);
   const result = await runLoad(options);
+  const cpu = cpuPerRequest(before, readCpu(server.pid), result.successes);
   assertClean(result, options.url);
-  return result;
+  return { ...result, cpu };
 }
+
+type CreateResult = LoadResult & { cpu: CpuPerRequest };
 
 async function measureList(input: { db: BenchDatabase; url: string; headers: Record<string, string>; merchantId: number }): Promise<ListCase[]> {
   const seeding = performance.now();
@@ -197,7 +206,7 @@ function printHeader(db: BenchDatabase, adminUrl: string, load: number[]): void 
   console.log(`pool:      pg pool of ${settings.poolSize} connections in both the gateway and the baseline\n`);
 }
 
-function printReport(input: { create: LoadResult; createIdempotent: LoadResult; baseline: LoadResult; list: ListCase[]; endLoad: number[] }): boolean {
+function printReport(input: { create: CreateResult; createIdempotent: CreateResult; baseline: CreateResult; list: ListCase[]; endLoad: number[] }): boolean {
   const { create, createIdempotent, baseline, list } = input;
   const ratio = create.requestsPerSecond / baseline.requestsPerSecond;
   const createPass = ratio >= targets.createRatio;
@@ -209,6 +218,9 @@ function printReport(input: { create: LoadResult; createIdempotent: LoadResult; 
   createRow('gateway  POST /api/v1/payments', create);
   createRow('baseline POST /payments (one INSERT)', baseline);
   createRow('gateway  with Idempotency-Key (no target)', createIdempotent);
+  console.log('CPU per request (from /proc, over the measured 10 s):');
+  console.log(`  gateway:  ${formatCpu(create.cpu)}`);
+  console.log(`  baseline: ${formatCpu(baseline.cpu)}`);
   console.log(`ratio gateway / baseline: ${(ratio * 100).toFixed(0)} % of the baseline's req/s`);
   console.log(`${verdict(createPass)}  create >= ${targets.createRatio * 100} % of baseline req/s\n`);
 

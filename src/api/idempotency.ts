@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { PayCryptError } from '../internal/errors.ts';
-import type { Db, Transaction } from '../storage/database.ts';
+import type { Db } from '../storage/database.ts';
 
 export type StoredResponse = { status: number; body: string; replayed: boolean };
 
@@ -18,8 +18,11 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
   return key;
 }
 
-export function requestFingerprint(method: string, path: string, rawBody: string): string {
-  return createHash('sha256').update(`${method} ${path}\n${rawBody}`).digest('hex');
+/** The request a key was first used with: its method, path and exact body. */
+export type IdempotentRequest = { method: string; path: string; rawBody: string };
+
+function requestFingerprint(request: IdempotentRequest): string {
+  return createHash('sha256').update(`${request.method} ${request.path}\n${request.rawBody}`).digest('hex');
 }
 
 /**
@@ -29,18 +32,22 @@ export function requestFingerprint(method: string, path: string, rawBody: string
  * the work, so a key is never spent on work that rolled back. A concurrent
  * request with the same key blocks on the claim's unique index until the first
  * commits, then replays its stored response. Same key, other request: refused.
+ * Without a key there is nothing to claim: `produce` runs on `db` itself, and
+ * makes its own writes atomic (one statement, or a transaction of its own).
  */
 export async function runIdempotent(
   db: Db,
-  input: { merchantId: number; key: string | undefined; fingerprint: string },
-  produce: (trx: Transaction) => Promise<{ status: number; body: string }>,
+  input: { merchantId: number; key: string | undefined; request: IdempotentRequest },
+  produce: (db: Db) => Promise<{ status: number; body: string }>,
 ): Promise<StoredResponse> {
+  if (input.key === undefined) return { ...(await produce(db)), replayed: false };
+  const key = input.key;
+  const fingerprint = requestFingerprint(input.request);
   return db.transaction().execute(async (trx) => {
-    if (input.key === undefined) return { ...(await produce(trx)), replayed: false };
 
     const claimed = await trx
       .insertInto('idempotency_keys')
-      .values({ merchant_id: input.merchantId, key: input.key, request_hash: input.fingerprint, response_status: null, response_body: null })
+      .values({ merchant_id: input.merchantId, key, request_hash: fingerprint, response_status: null, response_body: null })
       .onConflict((conflict) => conflict.columns(['merchant_id', 'key']).doNothing())
       .returning('key')
       .executeTakeFirst();
@@ -50,15 +57,15 @@ export async function runIdempotent(
         .selectFrom('idempotency_keys')
         .select(['request_hash', 'response_status', 'response_body'])
         .where('merchant_id', '=', input.merchantId)
-        .where('key', '=', input.key)
+        .where('key', '=', key)
         .executeTakeFirstOrThrow();
-      if (stored.request_hash !== input.fingerprint) {
+      if (stored.request_hash !== fingerprint) {
         throw new PayCryptError('idempotency_conflict', 'This Idempotency-Key was already used with a different request', {
-          details: { idempotency_key: input.key },
+          details: { idempotency_key: key },
         });
       }
       if (stored.response_status === null || stored.response_body === null) {
-        throw new PayCryptError('idempotency_conflict', 'A request with this Idempotency-Key is still in progress', { details: { idempotency_key: input.key } });
+        throw new PayCryptError('idempotency_conflict', 'A request with this Idempotency-Key is still in progress', { details: { idempotency_key: key } });
       }
       return { status: stored.response_status, body: stored.response_body, replayed: true };
     }
@@ -68,7 +75,7 @@ export async function runIdempotent(
       .updateTable('idempotency_keys')
       .set({ response_status: response.status, response_body: response.body })
       .where('merchant_id', '=', input.merchantId)
-      .where('key', '=', input.key)
+      .where('key', '=', key)
       .execute();
     return { ...response, replayed: false };
   });

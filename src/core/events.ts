@@ -1,7 +1,8 @@
 import { createId } from '../internal/ids.ts';
 import { PayCryptError } from '../internal/errors.ts';
-import type { Db, Transaction } from '../storage/database.ts';
-import { enqueueDeliveries } from './webhooks/delivery-queue.ts';
+import { type Db, preparedStatementMark, type Transaction } from '../storage/database.ts';
+import { sql } from 'kysely';
+import { deliveryCte, queuedDeliveries } from './webhooks/delivery-queue.ts';
 
 /**
  * The outbox: every state change appends its event in the transaction that
@@ -24,31 +25,35 @@ export async function appendEvent(trx: Transaction, event: NewEvent): Promise<Ev
   return (await appendEvents(trx, [event]))[0]!;
 }
 
-/** Appends many events, in order, with two statements per thousand however many there are, and queues their deliveries. */
+/**
+ * Appends many events, in order, and queues their webhook deliveries: one
+ * statement per thousand events however many there are.
+ */
 export async function appendEvents(trx: Transaction, events: readonly NewEvent[]): Promise<EventRecord[]> {
   const records = events.map((event) => ({ id: createId('evt'), ...event }));
-  const seqs = new Map<string, number>();
   for (let start = 0; start < records.length; start += 1_000) {
-    const rows = await trx
-      .insertInto('events')
-      .values(
-        records.slice(start, start + 1_000).map((record) => ({
-          id: record.id,
-          merchant_id: record.merchantId,
-          payment_id: record.paymentId,
-          type: record.type,
-          data: JSON.stringify(record.data),
-          created_at: record.at,
-        })),
-      )
-      .returning(['id', 'seq'])
-      .execute();
-    for (const row of rows) seqs.set(row.id, row.seq);
+    const rows = records.slice(start, start + 1_000).map((record) => ({
+      id: record.id,
+      merchant_id: record.merchantId,
+      payment_id: record.paymentId,
+      type: record.type,
+      data: record.data,
+      created_at: record.at.toISOString(),
+    }));
+    // Note: the rows travel as one JSON parameter; `with ordinality` keeps their order, so `seq` follows it.
+    await sql`${sql.raw(preparedStatementMark('append_events'))}
+      with event as (
+        insert into events (id, merchant_id, payment_id, type, data, created_at)
+        select id, merchant_id, payment_id, type, data, created_at
+        from rows from (
+          jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as (id text, merchant_id bigint, payment_id bigint, type text, data jsonb, created_at timestamptz)
+        ) with ordinality as event_row(id, merchant_id, payment_id, type, data, created_at, position)
+        order by position
+        returning id, seq, merchant_id, payment_id, type, created_at
+      ),
+      ${sql.raw(deliveryCte)}
+      select ${sql.raw(queuedDeliveries)} as queued_deliveries`.execute(trx);
   }
-  await enqueueDeliveries(
-    trx,
-    records.map((record) => ({ id: record.id, seq: seqs.get(record.id)!, merchantId: record.merchantId, paymentId: record.paymentId, type: record.type, at: record.at })),
-  );
   return records.map((record) => ({ id: record.id, merchantId: record.merchantId, paymentId: record.paymentId, type: record.type, data: record.data, createdAt: record.at }));
 }
 

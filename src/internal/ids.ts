@@ -1,19 +1,30 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 /** Prefixes of the public ids, so an id says what it names (`pay_…`, `evt_…`). */
 export type IdPrefix = 'pay' | 'evt' | 'key' | 'req' | 'whe' | 'whd' | 'ps';
 
 const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
 
+// Note: random bytes are drawn from the CSPRNG 4 KiB at a time and each is
+// used once; one call per id would cost more than the rest of making it.
+const randomPool = Buffer.alloc(4096);
+let randomPoolUsed = randomPool.length;
+
+function randomByte(): number {
+  if (randomPoolUsed === randomPool.length) {
+    randomFillSync(randomPool);
+    randomPoolUsed = 0;
+  }
+  return randomPool[randomPoolUsed++]!;
+}
+
 /** Random lowercase base-36 text with `length` characters (about 5.17 bits each). */
 export function randomToken(length: number): string {
-  const bytes = randomBytes(length * 2);
   let out = '';
-  for (let i = 0; out.length < length; i++) {
+  while (out.length < length) {
     // Note: rejection sampling keeps the distribution uniform (252 = 7 × 36).
-    const byte = bytes[i % bytes.length]!;
+    const byte = randomByte();
     if (byte < 252) out += alphabet[byte % 36];
-    if (i >= bytes.length - 1 && out.length < length) return out + randomToken(length - out.length);
   }
   return out;
 }

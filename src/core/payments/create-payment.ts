@@ -1,13 +1,14 @@
 import { type Decimal, toBaseUnits } from '../../internal/decimal.ts';
 import { PayCryptError } from '../../internal/errors.ts';
 import { createId } from '../../internal/ids.ts';
-import type { Selectable } from 'kysely';
-import type { Db, Transaction } from '../../storage/database.ts';
+import { CompiledQuery, type Selectable } from 'kysely';
+import { type Db, inTransaction, preparedStatementMark, type Transaction } from '../../storage/database.ts';
 import type { PaymentTable } from '../../storage/schema.ts';
 import { allocateDepositAddress } from '../deposits/deposit-addresses.ts';
 import type { DepositAsset, DepositChains } from '../deposits/deposit-chains.ts';
 import { findCryptoAsset, fiatDecimals, isCryptoSymbol } from '../currencies.ts';
 import { appendEvent } from '../events.ts';
+import { deliveryCte, queuedDeliveries } from '../webhooks/delivery-queue.ts';
 import { defaultNetworkFor, requireAcceptedAsset } from '../merchant-assets.ts';
 import type { Quote, Quoter } from '../rates/quote.ts';
 import { type Payment, type PaymentMethod, type PaymentType, paymentFromRow, paymentSnapshot } from './payment.ts';
@@ -104,54 +105,90 @@ export async function preparePayment(deps: { db: Db; quoter: Quoter; chains: Dep
   return { request, amount: converted.units, currencyDecimals, crypto: { currency: symbol, network: network!, decimals, quote }, deposit: onChain ?? null };
 }
 
-/** Writes a prepared payment as `pending`, with its `payment.created` event, in the caller's transaction. */
-export async function insertPayment(trx: Transaction, prepared: PreparedPayment): Promise<Payment> {
-  const { request, crypto } = prepared;
+/**
+ * Writes a prepared payment as `pending` with its `payment.created` event and
+ * the event's webhook deliveries. A payment no chain watches is written by one
+ * statement, atomic without a transaction: `db` may be the pool itself. A
+ * payment watched on-chain also takes its deposit address, in the caller's
+ * transaction or one of its own.
+ */
+export async function insertPayment(db: Db, prepared: PreparedPayment): Promise<Payment> {
   const now = new Date();
-  const row = await trx
-    .insertInto('payments')
-    .values({
-      transaction_id: createId('pay'),
-      merchant_id: request.merchantId,
-      type: request.type,
-      method: request.method,
-      status: 'pending',
-      amount: prepared.amount.toString(),
-      currency: request.currency,
-      currency_decimals: prepared.currencyDecimals,
-      crypto_amount: crypto ? crypto.quote.cryptoAmount.toString() : null,
-      crypto_currency: crypto?.currency ?? null,
-      crypto_network: crypto?.network ?? null,
-      crypto_decimals: crypto?.decimals ?? null,
-      quote_crypto_usd: crypto?.quote.cryptoUsd ?? null,
-      quote_fiat_usd: crypto?.quote.fiatUsd ?? null,
-      quote_fee_bps: crypto?.quote.feeBps ?? null,
-      quote_source: crypto?.quote.source ?? null,
-      quoted_at: crypto?.quote.quotedAt ?? null,
-      client_reference: request.clientReference ?? null,
-      description: request.description ?? null,
-      created_at: now,
-      updated_at: now,
-      ...(prepared.deposit
-        ? {
-            chain: prepared.deposit.chain,
-            required_confirmations: prepared.deposit.confirmations,
-            expires_at: new Date(now.getTime() + (request.expiresInMs ?? prepared.deposit.paymentWindowMs)),
-            settlement: 'awaiting_payment' as const,
-          }
-        : {}),
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  const payment = paymentFromRow(prepared.deposit ? await assignAddress(trx, row, prepared.deposit) : row);
-  await appendEvent(trx, {
-    merchantId: payment.merchantId,
-    paymentId: payment.id,
-    type: 'payment.created',
-    data: { payment: paymentSnapshot(payment) },
-    at: now,
-  });
-  return payment;
+  const values = paymentValues(prepared, now);
+  const deposit = prepared.deposit;
+  if (deposit) {
+    return inTransaction(db, async (trx) => {
+      const inserted = await trx.insertInto('payments').values(values).returningAll().executeTakeFirstOrThrow();
+      const payment = paymentFromRow(await assignAddress(trx, inserted, deposit));
+      await appendEvent(trx, { merchantId: payment.merchantId, paymentId: payment.id, type: 'payment.created', data: { payment: paymentSnapshot(payment) }, at: now });
+      return payment;
+    });
+  }
+  // Note: the event's snapshot is made from the values written, and the one
+  // value PostgreSQL draws, the id, is set into it by the same statement.
+  const snapshot = paymentSnapshot(paymentFromRow({ ...values, id: 0 }));
+  const columns = Object.keys(values) as Array<keyof typeof values>;
+  const parameters = [...columns.map((column) => values[column]), createId('evt'), JSON.stringify({ payment: snapshot })];
+  const { rows } = await db.executeQuery<{ id: number }>(CompiledQuery.raw(createPaymentStatement(columns), parameters));
+  return paymentFromRow({ ...values, id: rows[0]!.id });
+}
+
+let createPaymentText: string | undefined;
+
+/**
+ * The statement that writes a payment no chain watches, its `payment.created`
+ * event and the event's deliveries. Its text is made once: `paymentValues`
+ * always lists the same columns in the same order.
+ */
+function createPaymentStatement(columns: readonly string[]): string {
+  const event = columns.length + 1;
+  return (createPaymentText ??= `${preparedStatementMark('create_payment')}with payment as (
+      insert into payments (${columns.join(', ')}) values (${columns.map((_, index) => `$${index + 1}`).join(', ')})
+      returning id, merchant_id, created_at
+    ),
+    event as (
+      insert into events (id, merchant_id, payment_id, type, data, created_at)
+      select $${event}, merchant_id, id, 'payment.created', jsonb_set($${event + 1}::jsonb, '{payment,id}', to_jsonb(id)), created_at
+      from payment
+      returning id, seq, merchant_id, payment_id, type, created_at
+    ),
+    ${deliveryCte}
+    select payment.id, ${queuedDeliveries} as queued_deliveries from payment`);
+}
+
+/** Every column of a new payment's row but its id, defaults included, so the row is known before it is written. */
+function paymentValues(prepared: PreparedPayment, now: Date): Omit<Selectable<PaymentTable>, 'id'> {
+  const { request, crypto, deposit } = prepared;
+  return {
+    transaction_id: createId('pay'),
+    merchant_id: request.merchantId,
+    type: request.type,
+    method: request.method,
+    status: 'pending',
+    amount: prepared.amount.toString(),
+    currency: request.currency,
+    currency_decimals: prepared.currencyDecimals,
+    crypto_amount: crypto ? crypto.quote.cryptoAmount.toString() : null,
+    crypto_currency: crypto?.currency ?? null,
+    crypto_network: crypto?.network ?? null,
+    crypto_decimals: crypto?.decimals ?? null,
+    quote_crypto_usd: crypto?.quote.cryptoUsd ?? null,
+    quote_fiat_usd: crypto?.quote.fiatUsd ?? null,
+    quote_fee_bps: crypto?.quote.feeBps ?? null,
+    quote_source: crypto?.quote.source ?? null,
+    quoted_at: crypto?.quote.quotedAt ?? null,
+    client_reference: request.clientReference ?? null,
+    description: request.description ?? null,
+    created_at: now,
+    updated_at: now,
+    chain: deposit?.chain ?? null,
+    address: null,
+    required_confirmations: deposit?.confirmations ?? null,
+    expires_at: deposit ? new Date(now.getTime() + (request.expiresInMs ?? deposit.paymentWindowMs)) : null,
+    amount_paid: '0',
+    amount_detected: '0',
+    settlement: deposit ? 'awaiting_payment' : 'none',
+  };
 }
 
 async function assignAddress(trx: Transaction, row: Selectable<PaymentTable>, deposit: DepositAsset): Promise<Selectable<PaymentTable>> {

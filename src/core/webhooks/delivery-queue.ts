@@ -20,53 +20,35 @@ import type { WebhookEndpointTable } from '../../storage/schema.ts';
 export const webhookChannel = 'paycrypt_webhooks';
 
 /**
- * Fans events out to their merchants' endpoints that take their type, in the
- * events' own transaction. A switched-off endpoint gets its deliveries too:
- * they wait, unclaimed, until it is switched back on.
+ * The fan-out, as the `delivery` CTE of a statement whose CTE `event` inserts
+ * events (returning `id, seq, merchant_id, payment_id, type, created_at`):
+ * one delivery per event and endpoint of its merchant that takes its type,
+ * in the events' own statement. A switched-off endpoint gets its deliveries
+ * too: they wait, unclaimed, until it is switched back on. A payment's own
+ * endpoint (a session's `webhook_url`) takes that payment's events only.
+ *
+ * @dev Delivery ids are drawn by PostgreSQL (`whd_` and 32 hex digits of a
+ * random UUID), since how many rows the join makes is known only there. Plain
+ * SQL text without parameters, so that it fits in any statement's text.
  */
-export async function enqueueDeliveries(
-  trx: Transaction,
-  events: ReadonlyArray<{ id: string; seq: number; merchantId: number; paymentId: number | null; type: string; at: Date }>,
-): Promise<number> {
-  if (events.length === 0) return 0;
-  // Note: a payment's own endpoint (a session's webhook_url) takes that payment's events only.
-  const paymentIds = [...new Set(events.flatMap((event) => (event.paymentId === null ? [] : [event.paymentId])))];
-  const endpoints = await trx
-    .selectFrom('webhook_endpoints')
-    .select(['id', 'merchant_id', 'event_types', 'payment_id'])
-    .where('merchant_id', 'in', [...new Set(events.map((event) => event.merchantId))])
-    .where((eb) => (paymentIds.length > 0 ? eb.or([eb('payment_id', 'is', null), eb('payment_id', 'in', paymentIds)]) : eb('payment_id', 'is', null)))
-    .execute();
-  if (endpoints.length === 0) return 0;
-  const rows = events.flatMap((event) =>
-    endpoints
-      .filter(
-        (endpoint) =>
-          endpoint.merchant_id === event.merchantId &&
-          (endpoint.payment_id === null || endpoint.payment_id === event.paymentId) &&
-          (endpoint.event_types === null || endpoint.event_types.includes(event.type)),
-      )
-      .map((endpoint) => ({
-        id: createId('whd'),
-        event_id: event.id,
-        event_seq: event.seq,
-        merchant_id: event.merchantId,
-        endpoint_id: endpoint.id,
-        payment_id: event.paymentId,
-        state: 'pending' as const,
-        next_attempt_at: event.at,
-        created_at: event.at,
-        locked_until: null,
-        last_status_code: null,
-        last_error: null,
-        completed_at: null,
-      })),
-  );
-  for (let start = 0; start < rows.length; start += 1_000) await trx.insertInto('webhook_deliveries').values(rows.slice(start, start + 1_000)).execute();
-  // Note: the notification is sent when the transaction commits, never before.
-  if (rows.length > 0) await sql`select pg_notify(${webhookChannel}, '')`.execute(trx);
-  return rows.length;
-}
+export const deliveryCte = `delivery as (
+  insert into webhook_deliveries (id, event_id, event_seq, merchant_id, endpoint_id, payment_id, state, next_attempt_at, created_at)
+  select 'whd_' || replace(gen_random_uuid()::text, '-', ''), event.id, event.seq, event.merchant_id, endpoint.id, event.payment_id, 'pending',
+         event.created_at, event.created_at
+  from event
+  join webhook_endpoints endpoint
+    on endpoint.merchant_id = event.merchant_id
+   and (endpoint.payment_id is null or endpoint.payment_id = event.payment_id)
+   and (endpoint.event_types is null or endpoint.event_types ? event.type)
+  returning 1
+)`;
+
+/**
+ * A select-list expression for the statement that holds `deliveryCte`: the
+ * number of deliveries it queued, waking the dispatchers when there are any.
+ * The notification is sent when the transaction commits, never before.
+ */
+export const queuedDeliveries = `(select count(*)::int from (select pg_notify('${webhookChannel}', '') from delivery) as notified)`;
 
 export type ClaimedDelivery = {
   id: string;

@@ -3,7 +3,7 @@ import { insertPayment, preparePayment } from '../../../core/payments/create-pay
 import { paymentMethods, paymentTypes } from '../../../core/payments/payment.ts';
 import { stringifyJson } from '../../../internal/json.ts';
 import { type ApiContext, publicUrlOf } from '../../context.ts';
-import { idempotencyKeyOf, requestFingerprint, runIdempotent } from '../../idempotency.ts';
+import { idempotencyKeyOf, runIdempotent } from '../../idempotency.ts';
 import { defineRoute } from '../../route.ts';
 import { jsonDecimal, jsonInteger } from '../../validation.ts';
 import { errorResponseSchema, paymentResponseSchema, renderPayment } from '../render.ts';
@@ -68,9 +68,9 @@ export function createPaymentRoute(context: ApiContext) {
       });
       const response = await runIdempotent(
         context.storage.db,
-        { merchantId, key, fingerprint: requestFingerprint('POST', '/api/v1/payments', request.rawBody ?? '') },
-        async (trx) => {
-          const payment = await insertPayment(trx, prepared);
+        { merchantId, key, request: { method: 'POST', path: '/api/v1/payments', rawBody: request.rawBody ?? '' } },
+        async (db) => {
+          const payment = await insertPayment(db, prepared);
           return { status: 201, body: stringifyJson(renderPayment(payment, { publicUrl: publicUrlOf(context, request) })) };
         },
       );

@@ -14,7 +14,8 @@ import { type Decimal, formatUnits, parseDecimal } from '../../../internal/decim
 import { PayCryptError, isPayCryptError } from '../../../internal/errors.ts';
 import { isJsonNumber, stringifyJson } from '../../../internal/json.ts';
 import { type ApiContext, publicUrlOf } from '../../context.ts';
-import { idempotencyKeyOf, requestFingerprint, runIdempotent } from '../../idempotency.ts';
+import { idempotencyKeyOf, runIdempotent } from '../../idempotency.ts';
+import { inTransaction } from '../../../storage/database.ts';
 import { defineRoute } from '../../route.ts';
 import { jsonInteger, queryInteger } from '../../validation.ts';
 import { errorResponseSchema } from '../render.ts';
@@ -142,30 +143,31 @@ export function paymentSessionRoutes(context: ApiContext) {
         const publicUrl = publicUrlOf(context, request);
         const response = await runIdempotent(
           db,
-          { merchantId: auth.merchantId, key, fingerprint: requestFingerprint('POST', '/api/v1/payment_sessions', request.rawBody ?? '') },
-          async (trx) => {
-            const session = await insertPaymentSession(trx, input, fiat);
-            if (webhookUrl !== undefined) {
-              const sessionContext: SessionWebhookContext = {
-                session_id: session.id,
-                order_id: session.orderId,
-                customer_email: session.customerEmail,
-                metadata: body.metadata ?? {},
-              };
-              await addPaymentEndpoint(trx, context.master, {
-                merchantId: auth.merchantId,
-                paymentId: session.payment.id,
-                url: webhookUrl,
-                format: 'payment_session',
-                eventTypes: sessionWebhookSourceTypes,
-                secret: signing.secret,
-                signingKey: signing.key,
-                context: stringifyJson(sessionContext),
-              });
-            }
-            // Note: a new session has no transfers yet; rendered here so a replay answers with the very same body.
-            return { status: 201, body: stringifyJson(renderSession(session, { publicUrl, paymentUri: null, transfers: [] })) };
-          },
+          { merchantId: auth.merchantId, key, request: { method: 'POST', path: '/api/v1/payment_sessions', rawBody: request.rawBody ?? '' } },
+          (db) =>
+            inTransaction(db, async (trx) => {
+              const session = await insertPaymentSession(trx, input, fiat);
+              if (webhookUrl !== undefined) {
+                const sessionContext: SessionWebhookContext = {
+                  session_id: session.id,
+                  order_id: session.orderId,
+                  customer_email: session.customerEmail,
+                  metadata: body.metadata ?? {},
+                };
+                await addPaymentEndpoint(trx, context.master, {
+                  merchantId: auth.merchantId,
+                  paymentId: session.payment.id,
+                  url: webhookUrl,
+                  format: 'payment_session',
+                  eventTypes: sessionWebhookSourceTypes,
+                  secret: signing.secret,
+                  signingKey: signing.key,
+                  context: stringifyJson(sessionContext),
+                });
+              }
+              // Note: a new session has no transfers yet; rendered here so a replay answers with the very same body.
+              return { status: 201, body: stringifyJson(renderSession(session, { publicUrl, paymentUri: null, transfers: [] })) };
+            }),
         );
         if (response.replayed) reply.header('idempotent-replayed', 'true');
         return reply.code(response.status).type('application/json; charset=utf-8').serializer((payload: string) => payload).send(response.body);
