@@ -96,7 +96,9 @@ async function main(): Promise<boolean> {
     await createBaselineTable(db.client);
     const baseline = await start('baseline-server.ts', { NODE_ENV: 'production', BENCH_DATABASE_URL: db.url, BENCH_DB_POOL_SIZE: String(settings.poolSize) });
 
+    profileMark('list: start');
     const list = await measureList({ db, url, headers: auth, merchantId });
+    profileMark('list: done');
     const createIdempotent = await measureCreate(db, gateway, {
       url: `${url}/api/v1/payments`,
       headers: auth,

@@ -26,9 +26,9 @@ export function cpuPerRequest(before: CpuReading, after: CpuReading, requests: n
   return { server: per(after.server - before.server), postgres: per(postgres), loadGenerator: per(after.loadGenerator - before.loadGenerator) };
 }
 
-export function formatCpu(cpu: CpuPerRequest): string {
+export function formatCpu(cpu: CpuPerRequest, names: { server: string; loadGenerator: string } = { server: 'server', loadGenerator: 'load generator' }): string {
   const us = (value: number) => `${value.toFixed(0)} µs`;
-  return `server ${us(cpu.server)}, PostgreSQL ${us(cpu.postgres)}, load generator ${us(cpu.loadGenerator)}`;
+  return `${names.server} ${us(cpu.server)}, PostgreSQL ${us(cpu.postgres)}, ${names.loadGenerator} ${us(cpu.loadGenerator)}`;
 }
 
 function processCpuSeconds(pid: number): number {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { type CpuPerRequest, cpuPerRequest, formatCpu, readCpu } from './cpu-time.ts';
 import { type BenchDatabase, checkpoint, createBenchDatabase, defaultAdminUrl, describeServer } from './database.ts';
 import { percentile } from './load.ts';
 import { profileMark, profilingEnv } from './profiling.ts';
@@ -67,7 +68,7 @@ const createBody = '{"amount": 100.00, "currency": "USD", "method": "crypto", "t
 
 type Api = (method: 'GET' | 'POST' | 'PUT', path: string, body?: string) => Promise<{ status: number; json: any }>;
 type Latency = { toArrival: number[]; toResponse: number[] };
-type Throughput = { count: number; seconds: number; perSecond: number; repeats: number };
+type Throughput = { count: number; seconds: number; perSecond: number; repeats: number; cpu: CpuPerRequest };
 type Baseline = { median: Throughput; runs: Throughput[] };
 
 async function main(): Promise<boolean> {
@@ -108,7 +109,7 @@ async function main(): Promise<boolean> {
     if (!staleStatistics) await db.client.query('analyze webhook_deliveries');
     await checkpoint(db.client);
     const loadBefore = os.loadavg();
-    const { result: dispatcher, captured } = await measureDispatcher(api, receiver, db);
+    const { result: dispatcher, captured } = await measureDispatcher(api, receiver, db, gateway.pid);
     // Note: the gateway is stopped so its idle loops take nothing from the baseline.
     await gateway.stop();
     // Note: the baseline runs right after, so the load others put on the machine changes as little as possible between the two.
@@ -209,12 +210,14 @@ async function queuePayments(api: Api, db: BenchDatabase): Promise<void> {
 }
 
 /** Switches webhooks on and times until the receiver has every queued event; then checks the queue agrees. */
-async function measureDispatcher(api: Api, receiver: WebhookReceiver, db: BenchDatabase) {
+async function measureDispatcher(api: Api, receiver: WebhookReceiver, db: BenchDatabase, gatewayPid: number) {
   const phase = receiver.expect({ expected: settings.queuedEvents, capture: true, timeoutMs: settings.throughputTimeoutMs });
   profileMark('webhooks switched on');
+  const cpuBefore = readCpu(gatewayPid);
   const started = performance.now();
   await setWebhooks(api, receiver.url, true);
   const { completedAt, captured } = await phase.completed;
+  const cpu = cpuPerRequest(cpuBefore, readCpu(gatewayPid), settings.queuedEvents);
   profileMark('last arrival');
   // Note: the last attempts are recorded just after their answers; give them a moment before checking the queue.
   await waitUntil(async () => (await countDeliveries(db, 'pending')) === 0, 10_000);
@@ -222,7 +225,7 @@ async function measureDispatcher(api: Api, receiver: WebhookReceiver, db: BenchD
   if (failed > 0) throw new Error(`${failed} deliveries failed during the throughput run`);
   receiver.endPhase();
   const seconds = (completedAt - started) / 1000;
-  return { result: { count: settings.queuedEvents, seconds, perSecond: settings.queuedEvents / seconds, repeats: phase.repeats() } satisfies Throughput, captured };
+  return { result: { count: settings.queuedEvents, seconds, perSecond: settings.queuedEvents / seconds, repeats: phase.repeats(), cpu } satisfies Throughput, captured };
 }
 
 /**
@@ -241,14 +244,16 @@ async function measureBaseline(
   for (let run = 0; run < settings.baselineRuns; run++) {
     const phase = receiver.expect({ expected: captured.length, timeoutMs: settings.throughputTimeoutMs });
     profileMark('baseline go');
+    const cpuBefore = readCpu(sender.pid);
     const started = performance.now();
     const failures = await sender.go();
     profileMark('baseline done');
     if (failures > 0) throw new Error(`${failures} baseline requests failed`);
     const { completedAt } = await phase.completed;
+    const cpu = cpuPerRequest(cpuBefore, readCpu(sender.pid), captured.length);
     receiver.endPhase();
     const seconds = (completedAt - started) / 1000;
-    runs.push({ count: captured.length, seconds, perSecond: captured.length / seconds, repeats: phase.repeats() });
+    runs.push({ count: captured.length, seconds, perSecond: captured.length / seconds, repeats: phase.repeats(), cpu });
   }
   await sender.stop();
   const sorted = [...runs].sort((a, b) => a.perSecond - b.perSecond);
@@ -303,6 +308,9 @@ function printReport(input: { latency: Latency; dispatcher: Throughput; baseline
     row([`baseline plain POSTs of the same requests (median)`, baseline.perSecond.toFixed(0), baseline.seconds.toFixed(2), String(baseline.repeats)], [52, 8, 8, 8]),
   );
   console.log(`baseline runs: ${input.baseline.runs.map((run) => run.perSecond.toFixed(0)).join(', ')} per s`);
+  console.log('CPU per delivery (from /proc):');
+  console.log(`  gateway:         ${formatCpu(dispatcher.cpu, { server: 'gateway', loadGenerator: 'receiver' })}`);
+  console.log(`  baseline median: ${formatCpu(baseline.cpu, { server: 'sender', loadGenerator: 'receiver' })}`);
   console.log(`ratio gateway / baseline: ${(ratio * 100).toFixed(0)} %`);
   console.log(`${verdict(throughputPass)}  throughput >= ${targets.throughputRatio * 100} % of baseline\n`);
 
