@@ -390,19 +390,29 @@ describe('when PostgreSQL goes away', { skip: postgresUrl ? false : 'runs with D
     await proxy.close();
   });
 
-  it('answers 503 service_unavailable when the connection dies between writing the payment and its event, and keeps neither', async () => {
+  it('answers 503 service_unavailable when the connection dies inside an idempotent create, keeps nothing, and the retry creates the payment', async () => {
     const rowsBefore = await rowsOf(db, merchant.merchantId);
     const reference = `cut-${randomUUID()}`;
-    const drop = proxy.dropWhenSent('insert into "events"');
-    const response = await t.request('POST', '/api/v1/payments', { key: merchant.apiKey, body: paymentBody(reference) });
+    const idempotencyKey = `cut-${randomUUID()}`;
+    // Note: the reference travels in the create statement's parameters, whether or not its text (a prepared statement) is sent again.
+    const drop = proxy.dropWhenSent(reference);
+    const response = await t.request('POST', '/api/v1/payments', {
+      key: merchant.apiKey,
+      body: paymentBody(reference),
+      headers: { 'idempotency-key': idempotencyKey },
+    });
     const sentBefore = drop.sentBefore();
-    assert.ok(sentBefore !== undefined, 'the connection was dropped as the event was written');
-    assert.ok(sentBefore.slice(sentBefore.lastIndexOf('begin')).includes('insert into "payments"'), 'the payment itself had been inserted in that transaction');
+    assert.ok(sentBefore !== undefined, 'the connection was dropped as the payment was written');
+    assert.ok(sentBefore.slice(sentBefore.lastIndexOf('begin')).includes('insert into "idempotency_keys"'), 'the key had been claimed in that transaction');
     assertErrorEnvelope(response, 503, 'service_unavailable');
 
     assert.equal(await paymentsWithReference(db, reference), 0);
     assert.deepEqual(await rowsOf(db, merchant.merchantId), rowsBefore);
     assert.equal(await paymentsWithoutCreatedEvent(db, merchant.merchantId), 0);
+
+    const retried = await t.request('POST', '/api/v1/payments', { key: merchant.apiKey, body: paymentBody(reference), headers: { 'idempotency-key': idempotencyKey } });
+    assert.equal(retried.status, 201, `the key was not spent by the rolled-back attempt: ${retried.text}`);
+    assert.equal(await paymentsWithReference(db, reference), 1);
   });
 
   it('serves the next request on a fresh connection', async () => {
@@ -432,8 +442,8 @@ describe('when PostgreSQL goes away', { skip: postgresUrl ? false : 'runs with D
     const created = await t.request('POST', '/api/v1/payments', { key: merchant.apiKey, body: paymentBody(`after-outage-${randomUUID()}`) });
     assert.equal(created.status, 201, created.text);
     const listed = await t.request('GET', '/api/v1/payments', { key: merchant.apiKey });
-    assert.equal(listed.json.pagination.total, 3, 'the payments from before, between and after the outages');
-    assert.deepEqual(await rowsOf(db, merchant.merchantId), { payments: 3, events: 3 });
+    assert.equal(listed.json.pagination.total, 4, 'the payments from before, between and after the outages, and the retried one');
+    assert.deepEqual(await rowsOf(db, merchant.merchantId), { payments: 4, events: 4 });
     assert.equal(await paymentsWithoutCreatedEvent(db, merchant.merchantId), 0);
   });
 });

@@ -210,6 +210,20 @@ export interface WebhookAttemptTable {
   error: string | null;
 }
 
+/** Payments per merchant and status, as folded from `payment_count_changes`. */
+export interface PaymentCountTable {
+  merchant_id: number;
+  status: string;
+  count: number;
+}
+
+/** Net changes to `payment_counts` that the counts worker has not folded in yet; appended by triggers on `payments`. */
+export interface PaymentCountChangeTable {
+  merchant_id: number;
+  status: string;
+  change: number;
+}
+
 export interface Database {
   merchants: MerchantTable;
   api_keys: ApiKeyTable;
@@ -227,4 +241,6 @@ export interface Database {
   chain_transfers: ChainTransferTable;
   payment_sessions: PaymentSessionTable;
   request_signatures: RequestSignatureTable;
+  payment_counts: PaymentCountTable;
+  payment_count_changes: PaymentCountChangeTable;
 }

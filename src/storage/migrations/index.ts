@@ -5,6 +5,7 @@ import * as chains from './0003_chains.ts';
 import * as paymentCounts from './0004_payment_counts.ts';
 import * as paymentSessions from './0005_payment_sessions.ts';
 import * as merchantAssets from './0006_merchant_assets.ts';
+import * as paymentCountTable from './0007_payment_count_table.ts';
 
 /** Every migration, in order. One set serves PostgreSQL and PGlite alike. */
 const migrations: Record<string, Migration> = {
@@ -14,6 +15,7 @@ const migrations: Record<string, Migration> = {
   '0004_payment_counts': paymentCounts,
   '0005_payment_sessions': paymentSessions,
   '0006_merchant_assets': merchantAssets,
+  '0007_payment_count_table': paymentCountTable,
 };
 
 /** Key of the advisory lock that lets one process at a time migrate a shared database. */
