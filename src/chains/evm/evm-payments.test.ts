@@ -219,6 +219,12 @@ describe('deposit addresses', () => {
       assert.equal(row.address, payment.address);
       assert.equal(mnemonicToAccount(mnemonic, { addressIndex: indexes[i]! }).address.toLowerCase(), payment.address, `index ${indexes[i]}`);
     }
+
+    // Note: a payment with a deposit address is written apart from the others (in a transaction with its address); it is counted all the same.
+    const listed = await t.request('GET', '/api/v1/payments?status=pending', { key });
+    const { merchant_id } = await db.selectFrom('payments').select('merchant_id').where('id', '=', payments[0]!.id).executeTakeFirstOrThrow();
+    const pending = await db.selectFrom('payments').select((eb) => eb.fn.countAll<number>().as('count')).where('merchant_id', '=', merchant_id).where('status', '=', 'pending').executeTakeFirstOrThrow();
+    assert.equal(listed.json.pagination.total, Number(pending.count));
   });
 });
 

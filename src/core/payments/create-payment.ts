@@ -107,7 +107,8 @@ export async function preparePayment(deps: { db: Db; quoter: Quoter; chains: Dep
 
 /**
  * Writes a prepared payment as `pending` with its `payment.created` event and
- * the event's webhook deliveries. A payment no chain watches is written by one
+ * the event's webhook deliveries, and counts it (payment-counts.ts: every
+ * insert into `payments` must). A payment no chain watches is written by one
  * statement, atomic without a transaction: `db` may be the pool itself. A
  * payment watched on-chain also takes its deposit address, in the caller's
  * transaction or one of its own.
@@ -119,6 +120,7 @@ export async function insertPayment(db: Db, prepared: PreparedPayment): Promise<
   if (deposit) {
     return inTransaction(db, async (trx) => {
       const inserted = await trx.insertInto('payments').values(values).returningAll().executeTakeFirstOrThrow();
+      await trx.insertInto('payment_count_changes').values({ merchant_id: inserted.merchant_id, status: inserted.status, change: 1 }).execute();
       const payment = paymentFromRow(await assignAddress(trx, inserted, deposit));
       await appendEvent(trx, { merchantId: payment.merchantId, paymentId: payment.id, type: 'payment.created', data: { payment: paymentSnapshot(payment) }, at: now });
       return payment;
@@ -136,15 +138,19 @@ export async function insertPayment(db: Db, prepared: PreparedPayment): Promise<
 let createPaymentText: string | undefined;
 
 /**
- * The statement that writes a payment no chain watches, its `payment.created`
- * event and the event's deliveries. Its text is made once: `paymentValues`
+ * The statement that writes a payment no chain watches, counts it (see
+ * payment-counts.ts), and writes its `payment.created` event and the event's
+ * deliveries. Its text is made once: `paymentValues`
  * always lists the same columns in the same order.
  */
 function createPaymentStatement(columns: readonly string[]): string {
   const event = columns.length + 1;
   return (createPaymentText ??= `${preparedStatementMark('create_payment')}with payment as (
       insert into payments (${columns.join(', ')}) values (${columns.map((_, index) => `$${index + 1}`).join(', ')})
-      returning id, merchant_id, created_at
+      returning id, merchant_id, status, created_at
+    ),
+    counted as (
+      insert into payment_count_changes (merchant_id, status, change) select merchant_id, status, 1 from payment
     ),
     event as (
       insert into events (id, merchant_id, payment_id, type, data, created_at)

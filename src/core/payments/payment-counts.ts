@@ -4,8 +4,10 @@ import type { PaymentStatus } from './payment.ts';
 
 /**
  * How many payments a merchant has, in all or in one status, without counting
- * them: triggers on `payments` append every statement's net change to
- * `payment_count_changes` (migration 0007), and `foldPaymentCountChanges`
+ * them: every write to `payments` appends its net change to
+ * `payment_count_changes` — statement triggers for updates and deletes
+ * (migration 0007), the inserting statement itself for a new payment (see
+ * `insertPayment`) — and `foldPaymentCountChanges`
  * moves those into `payment_counts`. The sum of both is exact at any time,
  * folded or not, and a count reads a handful of rows however many payments
  * there are.
