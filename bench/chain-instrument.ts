@@ -29,9 +29,12 @@ export function createRecorder(): Recorder {
   return { spans: [], recording: false, ignored: new WeakSet() };
 }
 
-const timedRpcMethods = new Set(['getBlock', 'getLogs', 'getTransactionReceipt', 'getBlockNumber', 'getChainId']);
+const timedRpcMethods = new Set(['getBlock', 'getLogs', 'getTransactionReceipt', 'getBlockNumber', 'getChainId', 'request']);
 
-/** The same client, with each of the watcher's RPC calls recorded as a span. */
+/**
+ * The same client, with each of the watcher's RPC calls recorded as a span:
+ * named by the client's action, or by the JSON-RPC method for a raw `request`.
+ */
 export function instrumentPublicClient(client: PublicClient, recorder: Recorder): PublicClient {
   return new Proxy(client, {
     get(target, property, receiver) {
@@ -42,7 +45,8 @@ export function instrumentPublicClient(client: PublicClient, recorder: Recorder)
         const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
         if (recorder.recording) {
           const blockNumber = (args[0] as { blockNumber?: bigint } | undefined)?.blockNumber;
-          recorder.spans.push({ kind: 'rpc', name: property, start, end: performance.now(), ...(blockNumber !== undefined ? { blockNumber } : {}) });
+          const name = property === 'request' ? String((args[0] as { method?: unknown } | undefined)?.method) : property;
+          recorder.spans.push({ kind: 'rpc', name, start, end: performance.now(), ...(blockNumber !== undefined ? { blockNumber } : {}) });
         }
         return result;
       };

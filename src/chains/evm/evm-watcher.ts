@@ -1,14 +1,13 @@
 import type { Logger } from 'pino';
-import { createPublicClient, http, parseAbiItem, type PublicClient, webSocket } from 'viem';
+import { createPublicClient, http, type PublicClient, webSocket } from 'viem';
 import { confirmTransfers, firstDepositAddressAt, initCursor, loadCursor, type ObservedTransfer, recordBlock, rewindTo, storedBlockHash, watchedAddresses } from '../../core/deposits/chain-ledger.ts';
 import type { Storage } from '../../storage/database.ts';
 import type { EvmChainConfig } from '../chain-config.ts';
 import type { ChainRuntime } from '../registry.ts';
+import { type RpcLog, tokenTransferFromLog, transferTopic } from './transfer-logs.ts';
 
 /** How far before its first deposit address a chain's first watch starts, for clocks that disagree. */
 const clockMarginSeconds = 300;
-
-const transferEvent = parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)');
 
 /** The node answered something that cannot be true (logs of another block, a missing block below its head…). */
 export class InconsistentChainDataError extends Error {
@@ -98,27 +97,25 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
     const logs =
       tokens.size === 0
         ? []
-        : await client.getLogs({ blockHash: block.hash, address: [...tokens.keys()] as `0x${string}`[], event: transferEvent, strict: true });
-    for (const log of logs) {
-      if (log.blockHash?.toLowerCase() !== blockHash || Number(log.blockNumber) !== number) {
-        throw new InconsistentChainDataError(`logs for block ${number} carry block ${log.blockNumber} ${log.blockHash}`);
-      }
-    }
+        : ((await client.request({
+            method: 'eth_getLogs',
+            params: [{ blockHash: block.hash, address: [...tokens.keys()] as `0x${string}`[], topics: [transferTopic] }],
+          })) as RpcLog[]);
     const candidates: Array<Omit<ObservedTransfer, 'paymentId'>> = [];
     for (const tx of block.transactions) {
       if (typeof tx === 'string' || !tx.to || tx.value === 0n) continue;
       candidates.push({ txHash: tx.hash.toLowerCase(), logIndex: -1, from: tx.from.toLowerCase(), to: tx.to.toLowerCase(), asset: config.native.symbol, amount: tx.value });
     }
     for (const log of logs) {
-      if (log.args.value === 0n) continue;
-      candidates.push({
-        txHash: log.transactionHash!.toLowerCase(),
-        logIndex: log.logIndex!,
-        from: log.args.from.toLowerCase(),
-        to: log.args.to.toLowerCase(),
-        asset: tokens.get(log.address.toLowerCase())!,
-        amount: log.args.value,
-      });
+      if (log.blockHash?.toLowerCase() !== blockHash || Number(log.blockNumber) !== number) {
+        throw new InconsistentChainDataError(`logs for block ${number} carry block ${log.blockNumber === null ? null : Number(log.blockNumber)} ${log.blockHash}`);
+      }
+      const transfer = tokenTransferFromLog(log);
+      if (!transfer || transfer.amount === 0n) continue;
+      const asset = tokens.get(transfer.contract);
+      // Note: the node filters by contract; a log of another contract is an answer to another question.
+      if (asset === undefined) throw new InconsistentChainDataError(`logs for block ${number} include one of contract ${log.address}, which was not asked for`);
+      candidates.push({ txHash: transfer.txHash, logIndex: transfer.logIndex, from: transfer.from, to: transfer.to, asset, amount: transfer.amount });
     }
     const watched = await watchedAddresses(db, config.name, [...new Set(candidates.map((candidate) => candidate.to))]);
     const transfers: ObservedTransfer[] = [];

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db, Transaction } from '../../storage/database.ts';
+import { type Db, preparedStatementMark, type Transaction } from '../../storage/database.ts';
 import { settlePayments } from './settlement.ts';
 
 /**
@@ -83,32 +83,25 @@ export async function recordBlock(db: Db, input: { chain: string; block: BlockRe
       .execute();
     await trx.deleteFrom('chain_blocks').where('chain', '=', chain).where('number', '<', block.number - input.reorgWindow).execute();
 
-    // Note: rows go in batches; one statement may carry at most 65 535 parameters.
-    for (let start = 0; start < input.transfers.length; start += 1_000) {
-      await trx
-        .insertInto('chain_transfers')
-        .values(
-          input.transfers.slice(start, start + 1_000).map((transfer) => ({
-            chain,
-            tx_hash: transfer.txHash,
-            log_index: transfer.logIndex,
-            block_number: block.number,
-            block_hash: block.hash,
-            from_address: transfer.from,
-            to_address: transfer.to,
-            asset: transfer.asset,
-            amount: transfer.amount.toString(),
-            payment_id: transfer.paymentId,
-            state: 'detected' as const,
-            confirmations: 1,
-            created_at: now,
-            updated_at: now,
-          })),
-        )
-        .onConflict((c) =>
-          c.columns(['chain', 'tx_hash', 'log_index']).doUpdateSet({ block_number: block.number, block_hash: block.hash, state: 'detected', confirmations: 1, updated_at: now }),
-        )
-        .execute();
+    if (input.transfers.length > 0) {
+      // Note: the rows travel as one array per column, so one statement of constant text
+      // carries a block's transfers however many there are (no 65,535-parameter limit).
+      const { transfers } = input;
+      await sql`${sql.raw(preparedStatementMark('record_chain_transfers'))}
+        insert into chain_transfers (chain, tx_hash, log_index, block_number, block_hash, from_address, to_address, asset, amount, payment_id, state, confirmations, created_at, updated_at)
+        select ${chain}, t.tx_hash, t.log_index, ${block.number}, ${block.hash}, t.from_address, t.to_address, t.asset, t.amount, t.payment_id, 'detected', 1, ${now}, ${now}
+        from unnest(
+          ${transfers.map((transfer) => transfer.txHash)}::text[],
+          ${transfers.map((transfer) => transfer.logIndex)}::integer[],
+          ${transfers.map((transfer) => transfer.from)}::text[],
+          ${transfers.map((transfer) => transfer.to)}::text[],
+          ${transfers.map((transfer) => transfer.asset)}::text[],
+          ${transfers.map((transfer) => transfer.amount.toString())}::numeric[],
+          ${transfers.map((transfer) => transfer.paymentId)}::bigint[]
+        ) as t(tx_hash, log_index, from_address, to_address, asset, amount, payment_id)
+        on conflict (chain, tx_hash, log_index) do update
+        set block_number = excluded.block_number, block_hash = excluded.block_hash, state = 'detected', confirmations = 1, updated_at = excluded.updated_at
+      `.execute(trx);
     }
     const affected = new Set(input.transfers.map((transfer) => transfer.paymentId).filter((id): id is number => id !== null));
     await settlePayments(trx, [...affected], now);
