@@ -47,11 +47,19 @@ export async function storedBlockHash(db: Db, chain: string, number: number): Pr
   return row?.hash;
 }
 
-/** The payments watching each of `addresses` on `chain` (lower-case addresses). */
+/**
+ * The payments watching each of `addresses` on `chain` (lower-case addresses).
+ *
+ * @dev One index probe per address, joined from the array: with `address =
+ * any(…)` and thousands of addresses, PostgreSQL estimates a (parallel) scan
+ * of the whole table as cheaper, which it is not with a million rows.
+ */
 export async function watchedAddresses(db: Db, chain: string, addresses: readonly string[]): Promise<Map<string, number | null>> {
   if (addresses.length === 0) return new Map();
-  const { rows } = await sql<{ address: string; payment_id: number | null }>`
-    select address, payment_id from deposit_addresses where chain = ${chain} and address = any(${sql.val([...addresses])}::text[])
+  const { rows } = await sql<{ address: string; payment_id: number | null }>`${sql.raw(preparedStatementMark('watched_addresses'))}
+    select d.address, d.payment_id
+    from unnest(${sql.val([...addresses])}::text[]) as candidate(address)
+    join deposit_addresses d on d.chain = ${chain} and d.address = candidate.address
   `.execute(db);
   return new Map(rows.map((row) => [row.address, row.payment_id]));
 }

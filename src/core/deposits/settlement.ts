@@ -22,16 +22,19 @@ import { type Payment, type PaymentStatus, paymentFromRow, paymentSnapshot } fro
 export async function settlePayments(trx: Transaction, paymentIds: readonly number[], now: Date): Promise<void> {
   if (paymentIds.length === 0) return;
   const ids = [...new Set(paymentIds)].sort((a, b) => a - b);
-  // Note: locked in id order, so two transactions settling overlapping sets cannot deadlock.
-  // Note: the ids travel as one array parameter, so the statement's text is the same for any number of them.
+  // Note: locked in id order, so two transactions settling overlapping sets cannot deadlock. The ids
+  // travel as one array parameter (one statement text for any number of them) and are joined from
+  // it, so each is an index probe, never a scan of the whole table.
   const { rows } = await sql<Selectable<PaymentTable>>`${sql.raw(preparedStatementMark('lock_settled_payments'))}
-    select * from payments where id = any(${ids}::bigint[]) order by id for update
+    select p.* from unnest(${ids}::bigint[]) as settled(id) join payments p on p.id = settled.id order by p.id for update of p
   `.execute(trx);
   const { rows: sums } = await sql<{ payment_id: number; paid: string | null; detected: string | null; tx_hashes: string[] }>`${sql.raw(preparedStatementMark('settled_payment_sums'))}
     select t.payment_id, sum(t.amount) filter (where t.state = 'confirmed') as paid, sum(t.amount) as detected,
       array_agg(t.tx_hash order by t.block_number, t.log_index) as tx_hashes
-    from chain_transfers t join payments p on p.id = t.payment_id
-    where t.payment_id = any(${ids}::bigint[]) and t.asset = p.crypto_currency and t.state <> 'removed'
+    from unnest(${ids}::bigint[]) as settled(id)
+    join chain_transfers t on t.payment_id = settled.id
+    join payments p on p.id = settled.id
+    where t.asset = p.crypto_currency and t.state <> 'removed'
     group by t.payment_id
   `.execute(trx);
   const totals = new Map(sums.map((row) => [Number(row.payment_id), { paid: BigInt(row.paid ?? '0'), detected: BigInt(row.detected ?? '0'), txHashes: row.tx_hashes }]));
