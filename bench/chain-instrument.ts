@@ -8,10 +8,10 @@ import type { ChainRuntime, ChainStatus } from '../src/chains/registry.ts';
  * every SQL statement its connections send (BEGIN and COMMIT included), each
  * as a span on the monotonic clock; and the moments it reports progress.
  *
- * @dev The watcher is sequential — one call or statement in flight at a
- * time — so spans in a window do not overlap and their sum, taken from the
- * window's length, leaves the time spent in JavaScript between awaits.
- * Recording costs two `performance.now()` calls and one array push per
+ * @dev The time of a window with no call in flight is the time spent in
+ * JavaScript between awaits. On a block at the head the watcher makes one
+ * call at a time; while behind it reads the next blocks ahead, so its calls
+ * overlap and their totals add up to more than the window. Recording costs two `performance.now()` calls and one array push per
  * call; nothing is compiled or formatted until the report.
  */
 
@@ -29,9 +29,12 @@ export function createRecorder(): Recorder {
   return { spans: [], recording: false, ignored: new WeakSet() };
 }
 
-const timedRpcMethods = new Set(['getBlock', 'getLogs', 'getTransactionReceipt', 'getBlockNumber', 'getChainId']);
+const timedRpcMethods = new Set(['getBlock', 'getLogs', 'getTransactionReceipt', 'getBlockNumber', 'getChainId', 'request']);
 
-/** The same client, with each of the watcher's RPC calls recorded as a span. */
+/**
+ * The same client, with each of the watcher's RPC calls recorded as a span:
+ * named by the client's action, or by the JSON-RPC method for a raw `request`.
+ */
 export function instrumentPublicClient(client: PublicClient, recorder: Recorder): PublicClient {
   return new Proxy(client, {
     get(target, property, receiver) {
@@ -42,7 +45,8 @@ export function instrumentPublicClient(client: PublicClient, recorder: Recorder)
         const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
         if (recorder.recording) {
           const blockNumber = (args[0] as { blockNumber?: bigint } | undefined)?.blockNumber;
-          recorder.spans.push({ kind: 'rpc', name: property, start, end: performance.now(), ...(blockNumber !== undefined ? { blockNumber } : {}) });
+          const name = property === 'request' ? String((args[0] as { method?: unknown } | undefined)?.method) : property;
+          recorder.spans.push({ kind: 'rpc', name, start, end: performance.now(), ...(blockNumber !== undefined ? { blockNumber } : {}) });
         }
         return result;
       };
@@ -116,6 +120,21 @@ export function groupSpans(spans: readonly Span[], from: number, to: number): Sp
     groups.set(key, group);
   }
   return [...groups.values()].sort((a, b) => b.totalMs - a.totalMs);
+}
+
+/** How much of [from, to] at least one span covers. */
+export function coveredMs(spans: readonly Span[], from: number, to: number): number {
+  const inWindow = spans.filter((span) => span.start >= from && span.start <= to).sort((a, b) => a.start - b.start);
+  let covered = 0;
+  let reached = from;
+  for (const span of inWindow) {
+    const end = Math.min(span.end, to);
+    if (end > reached) {
+      covered += end - Math.max(span.start, reached);
+      reached = end;
+    }
+  }
+  return covered;
 }
 
 /** One line of SQL, parameters as Kysely wrote them ($1…), cut to a readable length. */

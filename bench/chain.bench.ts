@@ -25,7 +25,7 @@ import {
   startBenchChain,
   tokenDecimals,
 } from './chain-fixtures.ts';
-import { createRecorder, groupSpans, instrumentPg, instrumentPublicClient, observeStatus, type Recorder, type SpanGroup, type StatusChange } from './chain-instrument.ts';
+import { coveredMs, createRecorder, groupSpans, instrumentPg, instrumentPublicClient, observeStatus, type Recorder, type SpanGroup, type StatusChange } from './chain-instrument.ts';
 import { type BenchDatabase, checkpoint, createBenchDatabase, defaultAdminUrl, describeServer } from './database.ts';
 import { percentile } from './load.ts';
 import { type ServerProcess, startServerProcess } from './server-process.ts';
@@ -407,7 +407,7 @@ async function timeBlock(label: string, chain: BenchChain, watch: Watch, recorde
 /** The calls made in [from, to], and the rest of that time: the watcher's own JavaScript between them. */
 function breakdown(recorder: Recorder, from: number, to: number): Breakdown {
   const groups = groupSpans(recorder.spans, from, to);
-  return { groups, otherMs: to - from - sum(groups) };
+  return { groups, otherMs: to - from - coveredMs(recorder.spans, from, to) };
 }
 
 async function expectCount(db: BenchDatabase, query: string, params: unknown[], expected: number, what: string): Promise<void> {
@@ -499,7 +499,7 @@ function printBreakdown({ groups, otherMs }: Breakdown, units: number): void {
   for (const group of shown) line(String(group.count), group.totalMs, `${group.kind === 'rpc' ? 'rpc' : 'sql'} ${group.name}`);
   const rest = groups.slice(shown.length);
   if (rest.length > 0) line(String(rest.reduce((total, group) => total + group.count, 0)), sum(rest), `${rest.length} other kinds of calls`);
-  line('', otherMs, 'in the process between calls (JavaScript, event loop)');
+  line('', otherMs, 'in the process with no call in flight (JavaScript, event loop)');
   console.log();
 }
 

@@ -1,14 +1,30 @@
 import type { Logger } from 'pino';
-import { createPublicClient, http, parseAbiItem, type PublicClient, webSocket } from 'viem';
-import { confirmTransfers, firstDepositAddressAt, initCursor, loadCursor, type ObservedTransfer, recordBlock, rewindTo, storedBlockHash, watchedAddresses } from '../../core/deposits/chain-ledger.ts';
+import { createPublicClient, http, type PublicClient, webSocket } from 'viem';
+import {
+  confirmTransfers,
+  firstDepositAddressAt,
+  initCursor,
+  loadCursor,
+  type ObservedBlock,
+  type ObservedTransfer,
+  recordBlocks,
+  rewindTo,
+  storedBlockHash,
+  watchedAddresses,
+} from '../../core/deposits/chain-ledger.ts';
 import type { Storage } from '../../storage/database.ts';
 import type { EvmChainConfig } from '../chain-config.ts';
 import type { ChainRuntime } from '../registry.ts';
+import { type RpcLog, tokenTransferFromLog, transferTopic } from './transfer-logs.ts';
 
 /** How far before its first deposit address a chain's first watch starts, for clocks that disagree. */
 const clockMarginSeconds = 300;
 
-const transferEvent = parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)');
+/** How many blocks past the one being processed are read while the watcher is behind. */
+const readAheadBlocks = 4;
+
+/** The most blocks without transfers committed in one transaction. */
+const blocksPerCommit = 100;
 
 /** The node answered something that cannot be true (logs of another block, a missing block below its head…). */
 export class InconsistentChainDataError extends Error {
@@ -91,34 +107,32 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
   }
 
   /** Reads one block and the transfers in it to watched addresses, checking every answer against the block. */
-  async function readBlock(number: number) {
+  async function readBlock(number: number): Promise<ObservedBlock> {
     const block = await client.getBlock({ blockNumber: BigInt(number), includeTransactions: true });
     if (!block || block.number === null || block.hash === null) throw new InconsistentChainDataError(`block ${number} is missing below the head`);
     const blockHash = block.hash.toLowerCase();
     const logs =
       tokens.size === 0
         ? []
-        : await client.getLogs({ blockHash: block.hash, address: [...tokens.keys()] as `0x${string}`[], event: transferEvent, strict: true });
-    for (const log of logs) {
-      if (log.blockHash?.toLowerCase() !== blockHash || Number(log.blockNumber) !== number) {
-        throw new InconsistentChainDataError(`logs for block ${number} carry block ${log.blockNumber} ${log.blockHash}`);
-      }
-    }
+        : ((await client.request({
+            method: 'eth_getLogs',
+            params: [{ blockHash: block.hash, address: [...tokens.keys()] as `0x${string}`[], topics: [transferTopic] }],
+          })) as RpcLog[]);
     const candidates: Array<Omit<ObservedTransfer, 'paymentId'>> = [];
     for (const tx of block.transactions) {
       if (typeof tx === 'string' || !tx.to || tx.value === 0n) continue;
       candidates.push({ txHash: tx.hash.toLowerCase(), logIndex: -1, from: tx.from.toLowerCase(), to: tx.to.toLowerCase(), asset: config.native.symbol, amount: tx.value });
     }
     for (const log of logs) {
-      if (log.args.value === 0n) continue;
-      candidates.push({
-        txHash: log.transactionHash!.toLowerCase(),
-        logIndex: log.logIndex!,
-        from: log.args.from.toLowerCase(),
-        to: log.args.to.toLowerCase(),
-        asset: tokens.get(log.address.toLowerCase())!,
-        amount: log.args.value,
-      });
+      if (log.blockHash?.toLowerCase() !== blockHash || Number(log.blockNumber) !== number) {
+        throw new InconsistentChainDataError(`logs for block ${number} carry block ${log.blockNumber === null ? null : Number(log.blockNumber)} ${log.blockHash}`);
+      }
+      const transfer = tokenTransferFromLog(log);
+      if (!transfer || transfer.amount === 0n) continue;
+      const asset = tokens.get(transfer.contract);
+      // Note: the node filters by contract; a log of another contract is an answer to another question.
+      if (asset === undefined) throw new InconsistentChainDataError(`logs for block ${number} include one of contract ${log.address}, which was not asked for`);
+      candidates.push({ txHash: transfer.txHash, logIndex: transfer.logIndex, from: transfer.from, to: transfer.to, asset, amount: transfer.amount });
     }
     const watched = await watchedAddresses(db, config.name, [...new Set(candidates.map((candidate) => candidate.to))]);
     const transfers: ObservedTransfer[] = [];
@@ -132,7 +146,7 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
       }
       transfers.push({ ...candidate, paymentId: watched.get(candidate.to) ?? null });
     }
-    return { block: { number, hash: blockHash, parentHash: block.parentHash.toLowerCase() }, transfers };
+    return { number, hash: blockHash, parentHash: block.parentHash.toLowerCase(), transfers };
   }
 
   /** Finds the newest block both we and the node agree on, walking back at most the reorg window. */
@@ -172,20 +186,53 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
     // Note: the state stays what it was until the step shows otherwise: a failure
     // that recurs every step must not flash "ok" between attempts.
     runtime.status = { ...runtime.status, head, processed: cursor.number, updatedAt: new Date() };
+    // Note: blocks are committed in runs. A block with transfers ends its run, so its
+    // payments are settled without waiting for later blocks; blocks without transfers
+    // are committed together, up to blocksPerCommit at a time and at the end of the step.
+    let run: ObservedBlock[] = [];
+    const commitRun = async () => {
+      if (run.length === 0) return;
+      const blocks = run;
+      run = [];
+      const affected = await recordBlocks(db, { chain: config.name, blocks, reorgWindow: config.reorg_window });
+      const last = blocks.at(-1)!;
+      if (last.transfers.length > 0) logger.info({ block: last.number, transfers: last.transfers.length, payments: affected.length }, 'transfers recorded');
+      report('ok', { processed: last.number, error: null });
+    };
+    // Note: while behind, the next blocks are read while the current one is processed.
+    // Each read checks its own answers; its place on the chain (the parent hash) is
+    // checked when its turn comes, and reads of a branch a reorg left are dropped.
+    const lastToRead = Math.min(head, cursor.number + maxBlocksPerStep);
+    const reads = new Map<number, Promise<ObservedBlock>>();
+    const read = (number: number): Promise<ObservedBlock> => {
+      for (let ahead = number; ahead <= Math.min(lastToRead, number + readAheadBlocks); ahead++) {
+        if (reads.has(ahead)) continue;
+        const reading = readBlock(ahead);
+        // Note: a failed read fails the step when its turn comes; one dropped unread fails nothing.
+        reading.catch(() => {});
+        reads.set(ahead, reading);
+      }
+      const reading = reads.get(number)!;
+      reads.delete(number);
+      return reading;
+    };
     for (let processed = 0; cursor.number < head && processed < maxBlocksPerStep && !stopped; processed++) {
-      const next = await readBlock(cursor.number + 1);
-      if (next.block.parentHash !== cursor.hash) {
+      const next = await read(cursor.number + 1);
+      if (next.parentHash !== cursor.hash) {
+        // Note: the fork is looked for among committed blocks, so the run read so far is committed first.
+        await commitRun();
+        reads.clear();
         const fork = await findFork(cursor.number);
         const affected = await rewindTo(db, { chain: config.name, fork });
         logger.warn({ from: cursor.number, fork: fork.number, payments: affected.length }, 'chain reorganization; rewound');
         cursor = fork;
         continue;
       }
-      const affected = await recordBlock(db, { chain: config.name, block: next.block, transfers: next.transfers, reorgWindow: config.reorg_window });
-      if (next.transfers.length > 0) logger.info({ block: next.block.number, transfers: next.transfers.length, payments: affected.length }, 'transfers recorded');
-      cursor = { number: next.block.number, hash: next.block.hash };
-      report('ok', { processed: cursor.number, error: null });
+      run.push(next);
+      cursor = { number: next.number, hash: next.hash };
+      if (next.transfers.length > 0 || run.length >= blocksPerCommit) await commitRun();
     }
+    await commitRun();
     // Note: confirmations count up to the last block checked against its parent, not the
     // node's head: a block we have not processed yet may still turn out to be on another branch.
     await confirmTransfers(db, { chain: config.name, head: cursor.number, defaultConfirmations: config.confirmations });

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db, Transaction } from '../../storage/database.ts';
+import { type Db, preparedStatementMark, type Transaction } from '../../storage/database.ts';
 import { settlePayments } from './settlement.ts';
 
 /**
@@ -47,70 +47,89 @@ export async function storedBlockHash(db: Db, chain: string, number: number): Pr
   return row?.hash;
 }
 
-/** The payments watching each of `addresses` on `chain` (lower-case addresses). */
+/**
+ * The payments watching each of `addresses` on `chain` (lower-case addresses).
+ *
+ * @dev One index probe per address, joined from the array: with `address =
+ * any(…)` and thousands of addresses, PostgreSQL estimates a (parallel) scan
+ * of the whole table as cheaper, which it is not with a million rows.
+ */
 export async function watchedAddresses(db: Db, chain: string, addresses: readonly string[]): Promise<Map<string, number | null>> {
   if (addresses.length === 0) return new Map();
-  const { rows } = await sql<{ address: string; payment_id: number | null }>`
-    select address, payment_id from deposit_addresses where chain = ${chain} and address = any(${sql.val([...addresses])}::text[])
+  const { rows } = await sql<{ address: string; payment_id: number | null }>`${sql.raw(preparedStatementMark('watched_addresses'))}
+    select d.address, d.payment_id
+    from unnest(${sql.val([...addresses])}::text[]) as candidate(address)
+    join deposit_addresses d on d.chain = ${chain} and d.address = candidate.address
   `.execute(db);
   return new Map(rows.map((row) => [row.address, row.payment_id]));
 }
 
+/** A processed block and the transfers found in it. */
+export type ObservedBlock = BlockRef & { transfers: ObservedTransfer[] };
+
 /**
- * Records a processed block and its transfers, moves the cursor to it, and
- * settles the payments they touch. A transfer seen before (the same tx hash
- * and log index) is updated, not added: if a reorg had removed it and it is
- * now mined again, it simply comes back.
+ * Records a run of processed blocks (each the child of the one before) and
+ * their transfers, moves the cursor to the last of them, and settles the
+ * payments the transfers touch, in one transaction. A transfer seen before
+ * (the same tx hash and log index) is updated, not added: if a reorg had
+ * removed it and it is now mined again, it simply comes back.
+ *
+ * @dev A run lets a watcher that is catching up commit many blocks at once:
+ * the cursor moves once, and the blocks go in one statement.
  */
-export async function recordBlock(db: Db, input: { chain: string; block: BlockRef; transfers: ObservedTransfer[]; reorgWindow: number; now?: Date }): Promise<number[]> {
-  const { chain, block } = input;
+export async function recordBlocks(db: Db, input: { chain: string; blocks: readonly ObservedBlock[]; reorgWindow: number; now?: Date }): Promise<number[]> {
+  const { chain, blocks } = input;
+  const first = blocks[0];
+  const last = blocks.at(-1);
+  if (!first || !last) return [];
+  for (let index = 1; index < blocks.length; index++) {
+    const block = blocks[index]!;
+    const parent = blocks[index - 1]!;
+    if (block.number !== parent.number + 1 || block.parentHash !== parent.hash) throw new Error(`chain ${chain}: block ${block.number} does not follow block ${parent.number} in the run`);
+  }
+  const transfers = blocks.flatMap((block) => block.transfers.map((transfer) => ({ block, transfer })));
   const now = input.now ?? new Date();
   return db.transaction().execute(async (trx) => {
-    // Note: the cursor only moves from the block's parent; a concurrent writer (a
+    // Note: the cursor only moves from the run's parent; a concurrent writer (a
     // second leader after a lost lock) finds it moved and rolls back.
     const moved = await trx
       .updateTable('chain_cursors')
-      .set({ block_number: block.number, block_hash: block.hash, updated_at: now })
+      .set({ block_number: last.number, block_hash: last.hash, updated_at: now })
       .where('chain', '=', chain)
-      .where('block_number', '=', block.number - 1)
-      .where('block_hash', '=', block.parentHash)
+      .where('block_number', '=', first.number - 1)
+      .where('block_hash', '=', first.parentHash)
       .executeTakeFirst();
-    if (Number(moved.numUpdatedRows) !== 1) throw new Error(`chain ${chain}: cursor is no longer at block ${block.number - 1}; another process may be watching`);
-    await trx
-      .insertInto('chain_blocks')
-      .values({ chain, number: block.number, hash: block.hash, parent_hash: block.parentHash })
-      .onConflict((c) => c.columns(['chain', 'number']).doUpdateSet({ hash: block.hash, parent_hash: block.parentHash }))
-      .execute();
-    await trx.deleteFrom('chain_blocks').where('chain', '=', chain).where('number', '<', block.number - input.reorgWindow).execute();
+    if (Number(moved.numUpdatedRows) !== 1) throw new Error(`chain ${chain}: cursor is no longer at block ${first.number - 1}; another process may be watching`);
+    await sql`${sql.raw(preparedStatementMark('record_chain_blocks'))}
+      insert into chain_blocks (chain, number, hash, parent_hash)
+      select ${chain}, b.number, b.hash, b.parent_hash
+      from unnest(${blocks.map((block) => block.number)}::bigint[], ${blocks.map((block) => block.hash)}::text[], ${blocks.map((block) => block.parentHash)}::text[]) as b(number, hash, parent_hash)
+      on conflict (chain, number) do update set hash = excluded.hash, parent_hash = excluded.parent_hash
+    `.execute(trx);
+    await trx.deleteFrom('chain_blocks').where('chain', '=', chain).where('number', '<', last.number - input.reorgWindow).execute();
 
-    // Note: rows go in batches; one statement may carry at most 65 535 parameters.
-    for (let start = 0; start < input.transfers.length; start += 1_000) {
-      await trx
-        .insertInto('chain_transfers')
-        .values(
-          input.transfers.slice(start, start + 1_000).map((transfer) => ({
-            chain,
-            tx_hash: transfer.txHash,
-            log_index: transfer.logIndex,
-            block_number: block.number,
-            block_hash: block.hash,
-            from_address: transfer.from,
-            to_address: transfer.to,
-            asset: transfer.asset,
-            amount: transfer.amount.toString(),
-            payment_id: transfer.paymentId,
-            state: 'detected' as const,
-            confirmations: 1,
-            created_at: now,
-            updated_at: now,
-          })),
-        )
-        .onConflict((c) =>
-          c.columns(['chain', 'tx_hash', 'log_index']).doUpdateSet({ block_number: block.number, block_hash: block.hash, state: 'detected', confirmations: 1, updated_at: now }),
-        )
-        .execute();
+    if (transfers.length > 0) {
+      // Note: the rows travel as one array per column, so one statement of constant text
+      // carries a run's transfers however many there are (no 65,535-parameter limit).
+      await sql`${sql.raw(preparedStatementMark('record_chain_transfers'))}
+        insert into chain_transfers (chain, tx_hash, log_index, block_number, block_hash, from_address, to_address, asset, amount, payment_id, state, confirmations, created_at, updated_at)
+        select ${chain}, t.tx_hash, t.log_index, t.block_number, t.block_hash, t.from_address, t.to_address, t.asset, t.amount, t.payment_id, 'detected', 1, ${now}, ${now}
+        from unnest(
+          ${transfers.map(({ transfer }) => transfer.txHash)}::text[],
+          ${transfers.map(({ transfer }) => transfer.logIndex)}::integer[],
+          ${transfers.map(({ block }) => block.number)}::bigint[],
+          ${transfers.map(({ block }) => block.hash)}::text[],
+          ${transfers.map(({ transfer }) => transfer.from)}::text[],
+          ${transfers.map(({ transfer }) => transfer.to)}::text[],
+          ${transfers.map(({ transfer }) => transfer.asset)}::text[],
+          ${transfers.map(({ transfer }) => transfer.amount.toString())}::numeric[],
+          ${transfers.map(({ transfer }) => transfer.paymentId)}::bigint[]
+        ) as t(tx_hash, log_index, block_number, block_hash, from_address, to_address, asset, amount, payment_id)
+        on conflict (chain, tx_hash, log_index) do update
+        set block_number = excluded.block_number, block_hash = excluded.block_hash, state = 'detected', confirmations = 1, updated_at = excluded.updated_at
+      `.execute(trx);
     }
-    const affected = new Set(input.transfers.map((transfer) => transfer.paymentId).filter((id): id is number => id !== null));
+    const affected = new Set(transfers.map(({ transfer }) => transfer.paymentId).filter((id): id is number => id !== null));
     await settlePayments(trx, [...affected], now);
     return [...affected];
   });

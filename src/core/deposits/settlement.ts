@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
-import type { Transaction } from '../../storage/database.ts';
-import type { Settlement } from '../../storage/schema.ts';
+import { type Selectable, sql } from 'kysely';
+import { preparedStatementMark, type Transaction } from '../../storage/database.ts';
+import type { PaymentTable, Settlement } from '../../storage/schema.ts';
 import { appendEvents, type NewEvent } from '../events.ts';
 import { type Payment, type PaymentStatus, paymentFromRow, paymentSnapshot } from '../payments/payment.ts';
 
@@ -22,28 +22,35 @@ import { type Payment, type PaymentStatus, paymentFromRow, paymentSnapshot } fro
 export async function settlePayments(trx: Transaction, paymentIds: readonly number[], now: Date): Promise<void> {
   if (paymentIds.length === 0) return;
   const ids = [...new Set(paymentIds)].sort((a, b) => a - b);
-  // Note: locked in id order, so two transactions settling overlapping sets cannot deadlock.
-  const rows = await trx.selectFrom('payments').selectAll().where('id', 'in', ids).orderBy('id').forUpdate().execute();
-  const { rows: sums } = await sql<{ payment_id: number; paid: string | null; detected: string | null; tx_hashes: string[] }>`
+  // Note: locked in id order, so two transactions settling overlapping sets cannot deadlock. The ids
+  // travel as one array parameter (one statement text for any number of them) and are joined from
+  // it, so each is an index probe, never a scan of the whole table.
+  const { rows } = await sql<Selectable<PaymentTable>>`${sql.raw(preparedStatementMark('lock_settled_payments'))}
+    select p.* from unnest(${ids}::bigint[]) as settled(id) join payments p on p.id = settled.id order by p.id for update of p
+  `.execute(trx);
+  const { rows: sums } = await sql<{ payment_id: number; paid: string | null; detected: string | null; tx_hashes: string[] }>`${sql.raw(preparedStatementMark('settled_payment_sums'))}
     select t.payment_id, sum(t.amount) filter (where t.state = 'confirmed') as paid, sum(t.amount) as detected,
       array_agg(t.tx_hash order by t.block_number, t.log_index) as tx_hashes
-    from chain_transfers t join payments p on p.id = t.payment_id
-    where t.payment_id = any(${sql.val(ids)}::bigint[]) and t.asset = p.crypto_currency and t.state <> 'removed'
+    from unnest(${ids}::bigint[]) as settled(id)
+    join chain_transfers t on t.payment_id = settled.id
+    join payments p on p.id = settled.id
+    where t.asset = p.crypto_currency and t.state <> 'removed'
     group by t.payment_id
   `.execute(trx);
   const totals = new Map(sums.map((row) => [Number(row.payment_id), { paid: BigInt(row.paid ?? '0'), detected: BigInt(row.detected ?? '0'), txHashes: row.tx_hashes }]));
 
-  const decisions = rows
-    .map(paymentFromRow)
-    .map((payment) => decide(payment, totals.get(payment.id) ?? { paid: 0n, detected: 0n, txHashes: [] }, now))
-    .filter((decision): decision is Decision => decision !== undefined);
+  const decisions: Decision[] = [];
+  for (const row of rows) {
+    const decision = decide(paymentFromRow(row), totals.get(row.id) ?? { paid: 0n, detected: 0n, txHashes: [] }, now);
+    if (decision) decisions.push(decision);
+  }
   if (decisions.length === 0) return;
 
-  const { rows: updated } = await sql<Parameters<typeof paymentFromRow>[0]>`
+  await sql`${sql.raw(preparedStatementMark('settle_payments'))}
     update payments p
     set amount_paid = v.paid, amount_detected = v.detected, settlement = v.settlement, status = v.status, expires_at = v.expires_at, updated_at = ${now}
     from unnest(
-      ${sql.val(decisions.map((d) => d.id))}::bigint[],
+      ${sql.val(decisions.map((d) => d.payment.id))}::bigint[],
       ${sql.val(decisions.map((d) => d.paid.toString()))}::numeric[],
       ${sql.val(decisions.map((d) => d.detected.toString()))}::numeric[],
       ${sql.val(decisions.map((d) => d.settlement))}::text[],
@@ -51,24 +58,22 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
       ${sql.val(decisions.map((d) => d.expiresAt?.toISOString() ?? null))}::timestamptz[]
     ) as v(id, paid, detected, settlement, status, expires_at)
     where p.id = v.id
-    returning p.*
   `.execute(trx);
-  const snapshots = new Map(updated.map((row) => paymentFromRow(row)).map((payment) => [payment.id, paymentSnapshot(payment)]));
-  const events: NewEvent[] = decisions.flatMap((decision) =>
-    decision.events.map(({ type, extra }) => ({
-      merchantId: decision.merchantId,
-      paymentId: decision.id,
-      type,
-      data: { payment: snapshots.get(decision.id), tx_hashes: decision.txHashes, ...extra },
-      at: now,
-    })),
-  );
+  const events: NewEvent[] = [];
+  for (const decision of decisions) {
+    if (decision.events.length === 0) continue;
+    // Note: the payment is locked, so its row is now the locked one with the update's columns: the snapshot is built from those, not read back.
+    const snapshot = paymentSnapshot(settled(decision, now));
+    for (const { type, extra } of decision.events) {
+      events.push({ merchantId: decision.payment.merchantId, paymentId: decision.payment.id, type, data: { payment: snapshot, tx_hashes: decision.txHashes, ...extra }, at: now });
+    }
+  }
   await appendEvents(trx, events);
 }
 
 type Decision = {
-  id: number;
-  merchantId: number;
+  /** The payment as locked, before the decision. */
+  payment: Payment;
   paid: bigint;
   detected: bigint;
   settlement: Settlement;
@@ -78,6 +83,20 @@ type Decision = {
   txHashes: string[];
   events: Array<{ type: string; extra: Record<string, unknown> }>;
 };
+
+/** The payment as the settling update leaves it. */
+function settled(decision: Decision, now: Date): Payment {
+  const { payment } = decision;
+  return {
+    ...payment,
+    status: decision.status,
+    amountPaid: decision.paid,
+    amountDetected: decision.detected,
+    settlement: decision.settlement,
+    deposit: payment.deposit && { ...payment.deposit, expiresAt: decision.expiresAt },
+    updatedAt: now,
+  };
+}
 
 /** What a payment becomes given its confirmed (`paid`) and seen (`detected`) amounts; undefined when nothing changes. */
 function decide(payment: Payment, totals: { paid: bigint; detected: bigint; txHashes: string[] }, now: Date): Decision | undefined {
@@ -95,8 +114,7 @@ function decide(payment: Payment, totals: { paid: bigint; detected: bigint; txHa
   if (paid === payment.amountPaid && detected === payment.amountDetected && settlement === payment.settlement) return undefined;
 
   const decision: Decision = {
-    id: payment.id,
-    merchantId: payment.merchantId,
+    payment,
     paid,
     detected,
     settlement,
