@@ -148,7 +148,11 @@ export async function clonePayment(client: pg.Client, input: { templateId: numbe
        select ${copied}, 'pay_benchcopy' || lpad(g::text, 8, '0'), '0x' || md5('copy-' || g) || left(md5('copy-padding-' || g), 8)
        from payments, generate_series(1, $2::int) as g
        where id = $1
-       returning id, chain, address, merchant_id
+       returning id, chain, address, merchant_id, status
+     ),
+     -- Note: counted as insertPayment counts the payments it writes (see payment-counts.ts).
+     counted as (
+       insert into payment_count_changes (merchant_id, status, change) select merchant_id, status, count(*) from copies group by merchant_id, status
      )
      insert into deposit_addresses (chain, address, derivation_index, merchant_id, payment_id)
      select chain, address, 2000000000 + row_number() over (order by id), merchant_id, id from copies
