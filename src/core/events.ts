@@ -1,7 +1,7 @@
+import { sql } from 'kysely';
 import { createId } from '../internal/ids.ts';
 import { PayCryptError } from '../internal/errors.ts';
 import { type Db, preparedStatementMark, type Transaction } from '../storage/database.ts';
-import { sql } from 'kysely';
 import { deliveryCte, queuedDeliveries } from './webhooks/delivery-queue.ts';
 
 /**

@@ -128,11 +128,11 @@ export async function insertPayment(db: Db, prepared: PreparedPayment): Promise<
   }
   // Note: the event's snapshot is made from the values written, and the one
   // value PostgreSQL draws, the id, is set into it by the same statement.
-  const snapshot = paymentSnapshot(paymentFromRow({ ...values, id: 0 }));
+  const unsaved = paymentFromRow({ ...values, id: 0 });
   const columns = Object.keys(values) as Array<keyof typeof values>;
-  const parameters = [...columns.map((column) => values[column]), createId('evt'), JSON.stringify({ payment: snapshot })];
+  const parameters = [...columns.map((column) => values[column]), createId('evt'), JSON.stringify({ payment: paymentSnapshot(unsaved) })];
   const { rows } = await db.executeQuery<{ id: number }>(CompiledQuery.raw(createPaymentStatement(columns), parameters));
-  return paymentFromRow({ ...values, id: rows[0]!.id });
+  return { ...unsaved, id: rows[0]!.id };
 }
 
 let createPaymentText: string | undefined;
