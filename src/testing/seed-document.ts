@@ -3,10 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from './cli.ts';
 
-/** The PayCrypt v1 API document, in `shared/seeds/` beside the checkout. */
-export const seedPath = path.resolve(repoRoot, '..', 'shared', 'seeds', '000_a0260b31264e061e.txt');
+/**
+ * The PayCrypt v1 API document, kept in the repository (`docs/api/`) so that
+ * a checkout anywhere runs its examples.
+ */
+export const seedPath = path.resolve(repoRoot, 'docs', 'api', 'paycrypt-v1-payments.txt');
 /** The PayCrypt Payment Session document. */
-export const sessionSeedPath = path.resolve(repoRoot, '..', 'shared', 'seeds', '001_9bba2bf6ea3e9184.txt');
+export const sessionSeedPath = path.resolve(repoRoot, 'docs', 'api', 'paycrypt-payment-sessions.txt');
 
 /** The first fenced `language` block after the line `heading` in the PayCrypt v1 document. */
 export function seedExample(heading: string, language: string): string {
