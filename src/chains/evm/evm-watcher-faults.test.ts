@@ -496,10 +496,10 @@ describe('EVM watcher: a crash in the middle of a block', () => {
     };
     const batchRows = (db: Db) => transfers(db, entry.name);
 
-    // The pause point. PostgreSQL: the test holds the merchant's row (FOR UPDATE). The
-    // block's transaction writes the cursor and the transfers, then appends the payments'
-    // events, whose foreign key takes the merchant's row (FOR KEY SHARE): it waits there
-    // for the test, with its writes made and nothing committed. Embedded PGlite admits one
+    // The pause point. PostgreSQL: the test holds one of the payments' rows (FOR UPDATE).
+    // The block's transaction writes the cursor and the transfers, then locks the payments
+    // they pay to settle them: it waits there for the test, with its writes made and
+    // nothing committed. Embedded PGlite admits one
     // process, so the test cannot lock anything in it: the proxy keeps the node's answer
     // with the block's logs, and the gateway waits in the middle of reading the block.
     let blocker: pg.Client | undefined;
@@ -508,7 +508,7 @@ describe('EVM watcher: a crash in the middle of a block', () => {
       await client.connect();
       onCleanup(() => client.end());
       await client.query('begin');
-      await client.query('select id from merchants where id = $1 for update', [merchantId]);
+      await client.query('select id from payments where id = $1 for update', [payments[0]!.id]);
       blocker = client;
     } else {
       const paymentTopics = new Set(payments.map((payment) => `0x${payment.address.slice(2).padStart(64, '0')}`));
@@ -521,7 +521,7 @@ describe('EVM watcher: a crash in the middle of a block', () => {
     );
     await mine(node.anvil.rpcUrl, 2);
     if (blocker) {
-      await waitFor('the block\'s transaction to have written its transfers and to wait for the merchant\'s row', async () => {
+      await waitFor('the block\'s transaction to have written its transfers and to wait for the payment\'s row', async () => {
         const { rows } = await blocker.query(
           `select a.pid from pg_stat_activity a
            where a.application_name = $1 and pg_backend_pid() = any(pg_blocking_pids(a.pid))

@@ -6,6 +6,7 @@ import * as paymentCounts from './0004_payment_counts.ts';
 import * as paymentSessions from './0005_payment_sessions.ts';
 import * as merchantAssets from './0006_merchant_assets.ts';
 import * as paymentCountTable from './0007_payment_count_table.ts';
+import * as hotPathKeys from './0008_hot_path_keys.ts';
 
 /** Every migration, in order. One set serves PostgreSQL and PGlite alike. */
 const migrations: Record<string, Migration> = {
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '0005_payment_sessions': paymentSessions,
   '0006_merchant_assets': merchantAssets,
   '0007_payment_count_table': paymentCountTable,
+  '0008_hot_path_keys': hotPathKeys,
 };
 
 /** Key of the advisory lock that lets one process at a time migrate a shared database. */
