@@ -24,24 +24,31 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
   const ids = [...new Set(paymentIds)].sort((a, b) => a - b);
   // Note: locked in id order, so two transactions settling overlapping sets cannot deadlock. The ids
   // travel as one array parameter (one statement text for any number of them) and are joined from
-  // it, so each is an index probe, never a scan of the whole table.
-  const { rows } = await sql<Selectable<PaymentTable>>`${sql.raw(preparedStatementMark('lock_settled_payments'))}
-    select p.* from unnest(${ids}::bigint[]) as settled(id) join payments p on p.id = settled.id order by p.id for update of p
-  `.execute(trx);
-  const { rows: sums } = await sql<{ payment_id: number; paid: string | null; detected: string | null; tx_hashes: string[] }>`${sql.raw(preparedStatementMark('settled_payment_sums'))}
-    select t.payment_id, sum(t.amount) filter (where t.state = 'confirmed') as paid, sum(t.amount) as detected,
-      array_agg(t.tx_hash order by t.block_number, t.log_index) as tx_hashes
+  // it, so each is an index probe, never a scan of the whole table. Each payment's transfer sums come
+  // with its locked row, from the same statement.
+  const { rows } = await sql<Selectable<PaymentTable> & { settled_paid: string | null; settled_detected: string | null; settled_tx_hashes: string[] | null }>`${sql.raw(
+    preparedStatementMark('lock_settled_payments'),
+  )}
+    select p.*, sums.paid as settled_paid, sums.detected as settled_detected, sums.tx_hashes as settled_tx_hashes
     from unnest(${ids}::bigint[]) as settled(id)
-    join chain_transfers t on t.payment_id = settled.id
     join payments p on p.id = settled.id
-    where t.asset = p.crypto_currency and t.state <> 'removed'
-    group by t.payment_id
+    left join (
+      select t.payment_id, sum(t.amount) filter (where t.state = 'confirmed') as paid, sum(t.amount) as detected,
+        array_agg(t.tx_hash order by t.block_number, t.log_index) as tx_hashes
+      from unnest(${ids}::bigint[]) as summed(id)
+      join payments counted on counted.id = summed.id
+      join chain_transfers t on t.payment_id = summed.id
+      where t.asset = counted.crypto_currency and t.state <> 'removed'
+      group by t.payment_id
+    ) as sums on sums.payment_id = p.id
+    order by p.id
+    for update of p
   `.execute(trx);
-  const totals = new Map(sums.map((row) => [Number(row.payment_id), { paid: BigInt(row.paid ?? '0'), detected: BigInt(row.detected ?? '0'), txHashes: row.tx_hashes }]));
 
   const decisions: Decision[] = [];
   for (const row of rows) {
-    const decision = decide(paymentFromRow(row), totals.get(row.id) ?? { paid: 0n, detected: 0n, txHashes: [] }, now);
+    const totals = { paid: BigInt(row.settled_paid ?? '0'), detected: BigInt(row.settled_detected ?? '0'), txHashes: row.settled_tx_hashes ?? [] };
+    const decision = decide(paymentFromRow(row), totals, now);
     if (decision) decisions.push(decision);
   }
   if (decisions.length === 0) return;
