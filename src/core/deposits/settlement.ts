@@ -24,8 +24,8 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
   const ids = [...new Set(paymentIds)].sort((a, b) => a - b);
   // Note: locked in id order, so two transactions settling overlapping sets cannot deadlock. The ids
   // travel as one array parameter (one statement text for any number of them) and are joined from
-  // it, so each is an index probe, never a scan of the whole table. Each payment's transfer sums come
-  // with its locked row, from the same statement.
+  // it, so each is an index probe, never a scan of the whole table. Each payment's transfer sums (of
+  // its own asset: transfers of another are recorded but never count) come with its locked row.
   const { rows } = await sql<Selectable<PaymentTable> & { settled_paid: string | null; settled_detected: string | null; settled_tx_hashes: string[] | null }>`${sql.raw(
     preparedStatementMark('lock_settled_payments'),
   )}
@@ -33,14 +33,13 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
     from unnest(${ids}::bigint[]) as settled(id)
     join payments p on p.id = settled.id
     left join (
-      select t.payment_id, sum(t.amount) filter (where t.state = 'confirmed') as paid, sum(t.amount) as detected,
+      select t.payment_id, t.asset, sum(t.amount) filter (where t.state = 'confirmed') as paid, sum(t.amount) as detected,
         array_agg(t.tx_hash order by t.block_number, t.log_index) as tx_hashes
       from unnest(${ids}::bigint[]) as summed(id)
-      join payments counted on counted.id = summed.id
       join chain_transfers t on t.payment_id = summed.id
-      where t.asset = counted.crypto_currency and t.state <> 'removed'
-      group by t.payment_id
-    ) as sums on sums.payment_id = p.id
+      where t.state <> 'removed'
+      group by t.payment_id, t.asset
+    ) as sums on sums.payment_id = p.id and sums.asset = p.crypto_currency
     order by p.id
     for update of p
   `.execute(trx);
