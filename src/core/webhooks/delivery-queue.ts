@@ -242,11 +242,12 @@ export type SettledAttempt = { delivery: Pick<ClaimedDelivery, 'id' | 'attempt'>
 export async function recordAttempts(db: Db, attempts: readonly SettledAttempt[], now = new Date()): Promise<void> {
   if (attempts.length === 0) return;
   const column = <T>(pick: (attempt: SettledAttempt) => T): T[] => attempts.map(pick);
+  const ids = column(({ delivery }) => delivery.id);
   const state = ({ outcome, retryAt }: SettledAttempt) => (outcome.succeeded ? 'succeeded' : retryAt === undefined ? 'failed' : 'pending');
   await sql`${sql.raw(preparedStatementMark('record_webhook_attempts'))}
     with settled as (
       select * from unnest(
-        ${column(({ delivery }) => delivery.id)}::text[], ${column(({ delivery }) => delivery.attempt)}::integer[],
+        ${ids}::text[], ${column(({ delivery }) => delivery.attempt)}::integer[],
         ${column(({ outcome }) => outcome.url)}::text[], ${column(({ outcome }) => outcome.startedAt.toISOString())}::timestamptz[],
         ${column(({ outcome }) => Math.round(outcome.durationMs))}::integer[], ${column(({ outcome }) => outcome.statusCode)}::integer[],
         ${column(({ outcome }) => withoutNul(outcome.responseExcerpt))}::text[], ${column(({ outcome }) => withoutNul(outcome.error))}::text[],
@@ -267,7 +268,7 @@ export async function recordAttempts(db: Db, attempts: readonly SettledAttempt[]
       next_attempt_at = coalesce(s.retry_at, d.next_attempt_at)
     from settled s
     where d.id = s.delivery_id
-      and d.id = any(${column(({ delivery }) => delivery.id)}::text[])
+      and d.id = any(${ids}::text[])
   `.execute(db);
 }
 
