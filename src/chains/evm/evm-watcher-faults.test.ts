@@ -499,9 +499,9 @@ describe('EVM watcher: a crash in the middle of a block', () => {
     // The pause point. PostgreSQL: the test holds one of the payments' rows (FOR UPDATE).
     // The block's transaction writes the cursor and the transfers, then locks the payments
     // they pay to settle them: it waits there for the test, with its writes made and
-    // nothing committed. Embedded PGlite admits one
-    // process, so the test cannot lock anything in it: the proxy keeps the node's answer
-    // with the block's logs, and the gateway waits in the middle of reading the block.
+    // nothing committed. Embedded PGlite admits one process, so the test cannot lock
+    // anything in it: the proxy keeps the node's answer with the block's logs, and the
+    // gateway waits in the middle of reading the block.
     let blocker: pg.Client | undefined;
     if (process.env.DATABASE_URL) {
       const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
