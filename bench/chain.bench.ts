@@ -44,7 +44,8 @@ import { type ServerProcess, startServerProcess } from './server-process.ts';
  * 3. Throughput: one block with 5,000 token transfers to 5,000 payments'
  *    addresses, 1,000,000 watched addresses in the table; the watcher's work
  *    on that block timed from its first RPC call for the block to the commit
- *    that moves its cursor there. Target: under 500 ms.
+ *    that moves its cursor there. Three such blocks, each paying payments of
+ *    its own; the median counts. Target: under 500 ms.
  *
  * Parts 2 and 3 run the gateway's own watcher (`startEvmWatcher`) in this
  * process, handed an instrumented RPC client, so that its work can be timed
@@ -66,6 +67,11 @@ const settings = {
   latencyTimeoutMs: 10_000,
   catchUpBlocks: 10_000,
   blockTransfers: 5_000,
+  /**
+   * Transfer blocks measured in part 3, each paying 5,000 payments of its own; the median counts.
+   * A single block's time varies by tens of ms from run to run.
+   */
+  blockRounds: 3,
   /** Recipients per batchTransfer transaction; the block carries blockTransfers / this many. */
   transfersPerTransaction: 500,
   watchedAddresses: 1_000_000,
@@ -73,6 +79,9 @@ const settings = {
   /** The whole run is stopped, and its database dropped, if it takes longer than this. */
   deadlineMs: 5 * 60_000,
 };
+
+/** `BENCH_CHAIN_SKIP_DETECTION=1` leaves out part 1 (about two minutes), for a quicker look at parts 2 and 3. */
+const skipDetection = process.env.BENCH_CHAIN_SKIP_DETECTION === '1';
 
 const targets = { latencyP99Ms: settings.gatewayPollIntervalMs + 250, blockMs: 500 };
 
@@ -124,7 +133,7 @@ async function main(): Promise<boolean> {
     await setAutomine(chain.anvil.rpcUrl, false);
 
     // Note: each part prints as soon as it is measured, so a run stopped by its time limit still shows what it finished.
-    const detectionPass = printDetection(await measureDetection(db, chain, api), os.loadavg());
+    const detectionPass = skipDetection ? skippedDetection() : printDetection(await measureDetection(db, chain, api), os.loadavg());
 
     const template = await api.create();
     // Note: the gateway's watcher must be idle at the head, and gone, before one in this process takes the chain.
@@ -140,9 +149,13 @@ async function main(): Promise<boolean> {
     printCatchUp(await measureCatchUp(watch, recorder, head + settings.catchUpBlocks), os.loadavg());
 
     const payments = await duePayments(db.client, setUp.paymentIds);
-    const throughput = await measureBlock(db, chain, watch, recorder, payments);
+    const rounds: Throughput[] = [];
+    for (let round = 0; round < settings.blockRounds; round++) {
+      const start = round * settings.blockTransfers;
+      rounds.push(await measureBlock(db, chain, watch, recorder, payments.slice(start, start + settings.blockTransfers)));
+    }
     await watch.stop();
-    const throughputPass = printThroughput(throughput, os.loadavg());
+    const throughputPass = printThroughput(rounds, os.loadavg());
     return detectionPass && throughputPass;
   } finally {
     clearTimeout(deadline);
@@ -326,7 +339,7 @@ async function prepareChainAndTable(db: BenchDatabase, chain: BenchChain, templa
     return [result, (performance.now() - start) / 1000];
   };
   const database = async () => {
-    const [copies, copySeconds] = await timed(() => clonePayment(db.client, { templateId, count: settings.blockTransfers - 1 }));
+    const [copies, copySeconds] = await timed(() => clonePayment(db.client, { templateId, count: settings.blockRounds * settings.blockTransfers - 1 }));
     const [paddedRows, padSeconds] = await timed(() => padWatchedAddresses(db.client, { chain: chainName, total: settings.watchedAddresses }));
     await checkpoint(db.client);
     return { paymentIds: [templateId, ...copies], copySeconds, paddedRows, padSeconds };
@@ -430,6 +443,11 @@ function printHeader(db: BenchDatabase, adminUrl: string, chain: BenchChain, loa
   );
 }
 
+function skippedDetection(): boolean {
+  console.log('1. Detection latency: skipped (BENCH_CHAIN_SKIP_DETECTION=1)\n');
+  return true;
+}
+
 /** Part 1's figures; returns whether its target is met. */
 function printDetection(detection: Detection, load: number[]): boolean {
   const p50 = percentile(detection.latencies, 50);
@@ -451,7 +469,7 @@ function printDetection(detection: Detection, load: number[]): boolean {
 function printSetUp(setUp: SetUp): void {
   console.log(
     `set-up for 2 and 3 (no watcher running): ${settings.catchUpBlocks.toLocaleString('en')} empty blocks mined in ${setUp.mineSeconds.toFixed(1)} s, meanwhile ` +
-      `1 payment made through the API copied ${(settings.blockTransfers - 1).toLocaleString('en')} times in SQL (${setUp.copySeconds.toFixed(1)} s) and ` +
+      `1 payment made through the API copied ${(settings.blockRounds * settings.blockTransfers - 1).toLocaleString('en')} times in SQL (${setUp.copySeconds.toFixed(1)} s) and ` +
       `${setUp.paddedRows.toLocaleString('en')} more watched addresses inserted (${setUp.padSeconds.toFixed(1)} s, VACUUM ANALYZE included)\n`,
   );
 }
@@ -465,25 +483,34 @@ function printCatchUp(catchUp: CatchUp, load: number[]): void {
   console.log(`   load avg: ${formatLoad(load)} (1, 5, 15 min) after part 2\n`);
 }
 
-/** Part 3's figures; returns whether its target is met. */
-function printThroughput(throughput: Throughput, load: number[]): boolean {
-  const { block, confirming } = throughput;
-  const blockMs = block.cursorAt - block.readStart;
-  const pass = blockMs < targets.blockMs;
+/** Part 3's figures, each round's and their median; returns whether the median meets the target. */
+function printThroughput(rounds: readonly Throughput[], load: number[]): boolean {
+  const first = rounds[0]!;
+  const blockMs = (throughput: Throughput) => throughput.block.cursorAt - throughput.block.readStart;
+  // Note: the round with the median block time is shown in full; its figure is the one judged.
+  const median = [...rounds].sort((a, b) => blockMs(a) - blockMs(b))[Math.floor(rounds.length / 2)]!;
+  const pass = blockMs(median) < targets.blockMs;
   console.log(
-    `3. Throughput: one block with ${throughput.transfers.toLocaleString('en')} USDT transfers (${throughput.transactions} batchTransfer transactions) ` +
-      `to ${throughput.transfers.toLocaleString('en')} payments' addresses, ${settings.watchedAddresses.toLocaleString('en')} watched addresses`,
+    `3. Throughput: ${rounds.length} rounds, each one block with ${first.transfers.toLocaleString('en')} USDT transfers (${first.transactions} batchTransfer transactions) ` +
+      `to ${first.transfers.toLocaleString('en')} payments' addresses of its own, ${settings.watchedAddresses.toLocaleString('en')} watched addresses`,
   );
+  console.log(`   ${'round'.padEnd(7)} ${'transfer block: readBlock + recordBlock ms'.padStart(44)} ${'confirming block: confirmTransfers ms'.padStart(40)}`);
+  rounds.forEach((throughput, index) => {
+    const { block, confirming } = throughput;
+    console.log(`   ${String(index + 1).padEnd(7)} ${ms(blockMs(throughput)).padStart(44)} ${ms(confirming.stepEnd - confirming.cursorAt).padStart(40)}`);
+  });
+  const { block, confirming } = median;
+  console.log(`   median round (${rounds.indexOf(median) + 1}):`);
   for (const work of [block, confirming]) {
     console.log(`   ${work.label}:`);
     console.log(`     readBlock + recordBlock (getBlock for it -> its commit) ${ms(work.cursorAt - work.readStart).padStart(10)} ms`);
     console.log(`     confirmTransfers after it, same step                  ${ms(work.stepEnd - work.cursorAt).padStart(10)} ms`);
     console.log(`     anvil_mine returned -> commit (with the poll wait)    ${ms(work.cursorAt - work.minedAt).padStart(10)} ms`);
   }
-  console.log(`${verdict(pass)}  transfer block: readBlock + recordBlock ${ms(blockMs)} ms < ${targets.blockMs} ms`);
-  console.log("   where the transfer block's readBlock + recordBlock time goes:");
+  console.log(`${verdict(pass)}  transfer block (median of ${rounds.length}): readBlock + recordBlock ${ms(blockMs(median))} ms < ${targets.blockMs} ms`);
+  console.log("   where the median transfer block's readBlock + recordBlock time goes:");
   printBreakdown(block.record, 1);
-  console.log(`   where the confirming block's confirmTransfers time goes (${throughput.transfers.toLocaleString('en')} payments completed):`);
+  console.log(`   where its confirming block's confirmTransfers time goes (${median.transfers.toLocaleString('en')} payments completed):`);
   printBreakdown(confirming.confirm, 1);
   console.log(`   load avg: ${formatLoad(load)} (1, 5, 15 min) after part 3`);
   return pass;

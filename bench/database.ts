@@ -3,7 +3,8 @@ import pg from 'pg';
 /**
  * The benchmark's own PostgreSQL database: created fresh for one run on the
  * server named by `DATABASE_URL` (or the local default) and dropped at the
- * end, so a run starts from nothing and leaves nothing behind.
+ * end, so a run starts from nothing and leaves nothing behind (unless
+ * `BENCH_KEEP_DATABASE=1`).
  */
 
 export const defaultAdminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -35,6 +36,11 @@ export async function createBenchDatabase(adminUrl: string, name: string): Promi
     if (dropped) return;
     dropped = true;
     await client.end().catch(() => {});
+    // Note: `BENCH_KEEP_DATABASE=1` leaves it for a look at its tables and plans after the run.
+    if (process.env.BENCH_KEEP_DATABASE === '1') {
+      console.error(`kept the database ${name} (BENCH_KEEP_DATABASE=1); drop it by hand`);
+      return;
+    }
     await dropDatabase(adminUrl, name);
   }
   try {
