@@ -29,6 +29,17 @@ export function randomToken(length: number): string {
   return out;
 }
 
+/**
+ * A new id: the prefix, then `length` base-36 characters, the first nine the
+ * time in milliseconds and the rest random (11 by default, about 57 bits).
+ *
+ * @dev Time first, so ids made one after the other sort together: a new row's
+ * key goes next to the last one's at the right edge of its index instead of
+ * onto a random page of it. With random keys, every insert into a large
+ * table's primary key reads and dirties a page of its own (and writes it whole
+ * to the WAL after each checkpoint). Nine characters of base 36 count
+ * milliseconds until the year 5188.
+ */
 export function createId(prefix: IdPrefix, length = 20): string {
-  return `${prefix}_${randomToken(length)}`;
+  return `${prefix}_${Date.now().toString(36).padStart(9, '0')}${randomToken(length - 9)}`;
 }
