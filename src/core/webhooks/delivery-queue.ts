@@ -27,13 +27,15 @@ export const webhookChannel = 'paycrypt_webhooks';
  * too: they wait, unclaimed, until it is switched back on. A payment's own
  * endpoint (a session's `webhook_url`) takes that payment's events only.
  *
- * @dev Delivery ids are drawn by PostgreSQL (`whd_` and 32 hex digits of a
- * random UUID), since how many rows the join makes is known only there. Plain
+ * @dev Delivery ids are drawn by PostgreSQL, since how many rows the join
+ * makes is known only there: `whd_`, the time in milliseconds as 12 hex
+ * digits, then 20 random ones (80 bits), so that new deliveries' keys sort
+ * together at the right edge of the index, as `createId` does. Plain
  * SQL text without parameters, so that it fits in any statement's text.
  */
 export const deliveryCte = `delivery as (
   insert into webhook_deliveries (id, event_id, event_seq, merchant_id, endpoint_id, payment_id, state, next_attempt_at, created_at)
-  select 'whd_' || replace(gen_random_uuid()::text, '-', ''), event.id, event.seq, event.merchant_id, endpoint.id, event.payment_id, 'pending',
+  select 'whd_' || lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || left(replace(gen_random_uuid()::text, '-', ''), 20), event.id, event.seq, event.merchant_id, endpoint.id, event.payment_id, 'pending',
          event.created_at, event.created_at
   from event
   join webhook_endpoints endpoint
