@@ -22,8 +22,13 @@ import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.t
  *    all 10,000 events.
  * 3. Baseline: the very requests the gateway delivered, POSTed again by a
  *    plain node:http client in a child process, as many in flight as the
- *    dispatcher may have at the endpoint. Target: the gateway's throughput
- *    is at least half the baseline's.
+ *    dispatcher may have at the endpoint.
+ *
+ * 2 and 3 alternate, three rounds of each (a gateway run, then the baseline
+ * run of its requests), and the median of each side counts: the machine's
+ * speed changes from one minute to the next, and a single pair can land on
+ * both sides of such a change. Target: the gateway's median throughput is
+ * at least half the baseline's.
  *
  * Everything runs against 127.0.0.1 in a database created for the run and
  * dropped at its end. Exits 1 when a target is missed.
@@ -43,13 +48,17 @@ const settings = {
   /** Pause after each arrival, so the next change meets an idle dispatcher (its bookkeeping of the last attempt done). */
   latencyGapMs: 25,
   latencyTimeoutMs: 5_000,
-  /** Baseline requests sent before its measured runs (to another path), as the latency runs warmed the gateway. */
-  baselineWarmUp: 500,
-  /** The baseline is quick and the machine's load changes from second to second: its median of this many runs is used. */
-  baselineRuns: 3,
+  /**
+   * Baseline requests sent before its measured run (to another path): one whole
+   * pass of the round's requests. With 500, the first run after the warm-up was
+   * 30–40 % slower than the two after it: the sender was not warm yet.
+   */
+  baselineWarmUp: 10_000,
+  /** Rounds of one gateway run then one baseline run; the median run of each side counts. */
+  rounds: 3,
   throughputTimeoutMs: 150_000,
   /** The whole run is stopped, and its database dropped, if it takes longer than this. */
-  deadlineMs: 5 * 60_000,
+  deadlineMs: 8 * 60_000,
 };
 
 const targets = { throughputRatio: 0.5, latencyP99Ms: 100 };
@@ -69,7 +78,7 @@ const createBody = '{"amount": 100.00, "currency": "USD", "method": "crypto", "t
 type Api = (method: 'GET' | 'POST' | 'PUT', path: string, body?: string) => Promise<{ status: number; json: any }>;
 type Latency = { toArrival: number[]; toResponse: number[] };
 type Throughput = { count: number; seconds: number; perSecond: number; repeats: number; cpu: CpuPerRequest };
-type Baseline = { median: Throughput; runs: Throughput[] };
+type Round = { gateway: Throughput; baseline: Throughput };
 
 async function main(): Promise<boolean> {
   const adminUrl = process.env.DATABASE_URL || defaultAdminUrl;
@@ -96,27 +105,35 @@ async function main(): Promise<boolean> {
     printHeader(db, adminUrl, startLoad);
     const receiver = await startWebhookReceiver();
     stoppers.add(() => receiver.close());
-    const gateway: ServerProcess<{ apiKey: string; merchantId: number }> = await startServerProcess('gateway-server.ts', gatewayEnv(db, dataDir));
-    stoppers.add(() => gateway.stop());
-    const api = apiClient(gateway.ready.url, gateway.ready.apiKey);
-
-    await setWebhooks(api, receiver.url, true);
-    const latency = await measureLatency(api, receiver);
-
-    await setWebhooks(api, receiver.url, false);
     if (staleStatistics) await db.client.query('alter table webhook_deliveries set (autovacuum_enabled = false)');
-    await queuePayments(api, db);
-    if (!staleStatistics) await db.client.query('analyze webhook_deliveries');
-    await checkpoint(db.client);
-    const loadBefore = os.loadavg();
-    const { result: dispatcher, captured } = await measureDispatcher(api, receiver, db, gateway.pid);
-    // Note: the gateway is stopped so its idle loops take nothing from the baseline.
-    await gateway.stop();
-    // Note: the baseline runs right after, so the load others put on the machine changes as little as possible between the two.
-    const baseline = await measureBaseline(receiver, captured, dataDir, stoppers);
+    const rounds: Round[] = [];
+    let latency: Latency | undefined;
+    let loadBefore: number[] | undefined;
+    for (let round = 1; round <= settings.rounds; round++) {
+      // Note: each round's gateway has a merchant of its own (bench/gateway-server.ts), whose backlog it delivers.
+      const gateway: ServerProcess<{ apiKey: string; merchantId: number }> = await startServerProcess('gateway-server.ts', gatewayEnv(db, dataDir));
+      stoppers.add(() => gateway.stop());
+      const api = apiClient(gateway.ready.url, gateway.ready.apiKey);
+      if (!latency) {
+        await setWebhooks(api, receiver.url, true);
+        latency = await measureLatency(api, receiver);
+      }
+      await setWebhooks(api, receiver.url, false);
+      await queuePayments(api, db, round);
+      if (!staleStatistics) await db.client.query('analyze webhook_deliveries');
+      await checkpoint(db.client);
+      loadBefore ??= os.loadavg();
+      const { result: dispatcher, captured } = await measureDispatcher(api, receiver, db, gateway.pid);
+      // Note: the gateway is stopped so its idle loops take nothing from the baseline.
+      await gateway.stop();
+      // Note: the baseline runs right after, so the load others put on the machine changes as little as possible between the two.
+      const baseline = await measureBaseline(receiver, captured, dataDir, stoppers);
+      console.log(`round ${round}: gateway ${dispatcher.perSecond.toFixed(0)} per s, baseline ${baseline.perSecond.toFixed(0)} per s (${((100 * dispatcher.perSecond) / baseline.perSecond).toFixed(0)} %)\n`);
+      rounds.push({ gateway: dispatcher, baseline });
+    }
     const loadAfter = os.loadavg();
 
-    return printReport({ latency, dispatcher, baseline, loadBefore, loadAfter });
+    return printReport({ latency: latency!, rounds, loadBefore: loadBefore!, loadAfter });
   } finally {
     clearTimeout(deadline);
     await cleanup();
@@ -194,7 +211,7 @@ async function measureLatency(api: Api, receiver: WebhookReceiver): Promise<Late
 }
 
 /** Creates the payments whose deliveries will wait, and checks that they do. */
-async function queuePayments(api: Api, db: BenchDatabase): Promise<void> {
+async function queuePayments(api: Api, db: BenchDatabase, round: number): Promise<void> {
   const started = performance.now();
   let next = 0;
   async function lane() {
@@ -206,7 +223,7 @@ async function queuePayments(api: Api, db: BenchDatabase): Promise<void> {
   await Promise.all(Array.from({ length: settings.createConcurrency }, lane));
   const pending = await countDeliveries(db, 'pending');
   if (pending !== settings.queuedEvents) throw new Error(`expected ${settings.queuedEvents} waiting deliveries, found ${pending}`);
-  console.log(`queued ${pending.toLocaleString('en')} deliveries (webhooks off) in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  console.log(`round ${round}: queued ${pending.toLocaleString('en')} deliveries (webhooks off) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
 /** Switches webhooks on and times until the receiver has every queued event; then checks the queue agrees. */
@@ -229,19 +246,18 @@ async function measureDispatcher(api: Api, receiver: WebhookReceiver, db: BenchD
 }
 
 /**
- * The same requests, plainly POSTed from a child process, each run timed from
- * the go signal to the receiver's last arrival; the median run is reported.
+ * The same requests, plainly POSTed from a child process (after its warm-up),
+ * timed from the go signal to the receiver's last arrival.
  */
 async function measureBaseline(
   receiver: WebhookReceiver,
   captured: Parameters<typeof startPlainSender>[0]['requests'],
   workDir: string,
   stoppers: Set<() => Promise<void>>,
-): Promise<Baseline> {
+): Promise<Throughput> {
   const sender = await startPlainSender({ receiverUrl: receiver.url, requests: captured, concurrency: settings.endpointConcurrency, warmUp: settings.baselineWarmUp, workDir });
   stoppers.add(() => sender.stop());
-  const runs: Throughput[] = [];
-  for (let run = 0; run < settings.baselineRuns; run++) {
+  try {
     const phase = receiver.expect({ expected: captured.length, timeoutMs: settings.throughputTimeoutMs });
     profileMark('baseline go');
     const cpuBefore = readCpu(sender.pid);
@@ -253,11 +269,10 @@ async function measureBaseline(
     const cpu = cpuPerRequest(cpuBefore, readCpu(sender.pid), captured.length);
     receiver.endPhase();
     const seconds = (completedAt - started) / 1000;
-    runs.push({ count: captured.length, seconds, perSecond: captured.length / seconds, repeats: phase.repeats(), cpu });
+    return { count: captured.length, seconds, perSecond: captured.length / seconds, repeats: phase.repeats(), cpu };
+  } finally {
+    await sender.stop();
   }
-  await sender.stop();
-  const sorted = [...runs].sort((a, b) => a.perSecond - b.perSecond);
-  return { median: sorted[Math.floor(sorted.length / 2)]!, runs };
 }
 
 async function countDeliveries(db: BenchDatabase, state: string): Promise<number> {
@@ -281,9 +296,11 @@ function printHeader(db: BenchDatabase, adminUrl: string, load: number[]): void 
   );
 }
 
-function printReport(input: { latency: Latency; dispatcher: Throughput; baseline: Baseline; loadBefore: number[]; loadAfter: number[] }): boolean {
-  const { latency, dispatcher } = input;
-  const baseline = input.baseline.median;
+function printReport(input: { latency: Latency; rounds: readonly Round[]; loadBefore: number[]; loadAfter: number[] }): boolean {
+  const { latency, rounds } = input;
+  const median = (side: 'gateway' | 'baseline') => [...rounds].map((round) => round[side]).sort((a, b) => a.perSecond - b.perSecond)[Math.floor(rounds.length / 2)]!;
+  const dispatcher = median('gateway');
+  const baseline = median('baseline');
   const p50 = percentile(latency.toArrival, 50);
   const p99 = percentile(latency.toArrival, 99);
   const latencyPass = p99 < targets.latencyP99Ms;
@@ -299,19 +316,21 @@ function printReport(input: { latency: Latency; dispatcher: Throughput; baseline
   console.log(`${verdict(latencyPass)}  idle p99 < ${targets.latencyP99Ms} ms\n`);
 
   console.log(
-    `Delivery throughput: ${dispatcher.count.toLocaleString('en')} queued events to one endpoint, ` +
+    `Delivery throughput: ${dispatcher.count.toLocaleString('en')} queued events to one endpoint per round, ` +
       `queue table ${staleStatistics ? 'with stale statistics (BENCH_WEBHOOKS_STALE_STATS=1)' : 'ANALYZEd after queueing'}`,
   );
   console.log(row(['', 'per s', 'seconds', 'repeats'], [52, 8, 8, 8]));
-  console.log(row(['gateway  webhooks switched on -> last arrival', dispatcher.perSecond.toFixed(0), dispatcher.seconds.toFixed(2), String(dispatcher.repeats)], [52, 8, 8, 8]));
+  console.log(row([`gateway  webhooks switched on -> last arrival (median)`, dispatcher.perSecond.toFixed(0), dispatcher.seconds.toFixed(2), String(dispatcher.repeats)], [52, 8, 8, 8]));
   console.log(
     row([`baseline plain POSTs of the same requests (median)`, baseline.perSecond.toFixed(0), baseline.seconds.toFixed(2), String(baseline.repeats)], [52, 8, 8, 8]),
   );
-  console.log(`baseline runs: ${input.baseline.runs.map((run) => run.perSecond.toFixed(0)).join(', ')} per s`);
+  console.log(`gateway runs:  ${rounds.map((round) => round.gateway.perSecond.toFixed(0)).join(', ')} per s`);
+  console.log(`baseline runs: ${rounds.map((round) => round.baseline.perSecond.toFixed(0)).join(', ')} per s`);
+  console.log(`rounds' ratios: ${rounds.map((round) => `${((100 * round.gateway.perSecond) / round.baseline.perSecond).toFixed(0)} %`).join(', ')}`);
   console.log('CPU per delivery (from /proc):');
-  console.log(`  gateway:         ${formatCpu(dispatcher.cpu, { server: 'gateway', loadGenerator: 'receiver' })}`);
+  console.log(`  gateway median:  ${formatCpu(dispatcher.cpu, { server: 'gateway', loadGenerator: 'receiver' })}`);
   console.log(`  baseline median: ${formatCpu(baseline.cpu, { server: 'sender', loadGenerator: 'receiver' })}`);
-  console.log(`ratio gateway / baseline: ${(ratio * 100).toFixed(0)} %`);
+  console.log(`ratio gateway / baseline (medians): ${(ratio * 100).toFixed(0)} %`);
   console.log(`${verdict(throughputPass)}  throughput >= ${targets.throughputRatio * 100} % of baseline\n`);
 
   console.log(`load avg:  ${formatLoad(input.loadBefore)} before the throughput runs, ${formatLoad(input.loadAfter)} after (1, 5, 15 min)`);
