@@ -188,7 +188,8 @@ export interface WebhookDeliveryTable {
   merchant_id: number;
   endpoint_id: string | null;
   payment_id: number | null;
-  state: 'pending' | 'succeeded' | 'failed';
+  /** `paused` while its endpoint is switched off: waiting, but out of the claims' way. */
+  state: 'pending' | 'paused' | 'succeeded' | 'failed';
   attempts: Generated<number>;
   next_attempt_at: Timestamp;
   locked_until: Date | null;

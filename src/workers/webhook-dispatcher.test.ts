@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
+import { claimDueDeliveries, resumeRacedDeliveries } from '../core/webhooks/delivery-queue.ts';
 import { createStorage, type Storage } from '../storage/database.ts';
 import { createTestDatabase, startTestGateway, testAdminToken, type TestGateway } from '../testing/harness.ts';
 import { type ReceivedWebhook, startWebhookReceiver, type WebhookReceiver } from '../testing/webhook-receiver.ts';
@@ -436,6 +438,88 @@ async function call(baseUrl: string, method: string, urlPath: string, key: strin
   });
   return { status: response.status, json: (await response.json()) as any };
 }
+
+describe('deliveries waiting for a switched-off endpoint', () => {
+  let storage: Awaited<ReturnType<typeof suiteStorage>>;
+  let t: TestGateway;
+  let hooks: WebhookReceiver;
+  before(async () => {
+    storage = await suiteStorage();
+    t = await storage.start({ PAYCRYPT_WEBHOOK_TIME_SCALE: '0.001' });
+    hooks = await startWebhookReceiver();
+  });
+  after(async () => {
+    await t?.close();
+    await hooks?.close();
+    await storage?.close();
+  });
+
+  const db = () => t.gateway.context.storage.db;
+  const states = async (merchant: Merchant) =>
+    (await sql<{ state: string }>`select state from webhook_deliveries where merchant_id = ${merchant.merchantId} order by event_seq`.execute(db())).rows.map((row) => row.state);
+  const switchWebhooks = async (merchant: Merchant, enabled: boolean) => {
+    const response = await t.request('PUT', '/api/v1/webhook_settings', { key: merchant.apiKey, body: { url: hooks.url, enabled } });
+    assert.equal(response.status, 200, response.text);
+  };
+
+  it('wait paused, out of every claim, show as pending in the log, and go out in order once it is switched on', async () => {
+    const merchant = await t.createMerchant('Paused backlog');
+    await switchWebhooks(merchant, false);
+    const payment = await createPayment(t, merchant);
+    await act(t, payment.id, 'approve');
+    assert.deepEqual(await states(merchant), ['paused', 'paused']);
+    const now = new Date();
+    const claimed = await claimDueDeliveries(db(), { now, limit: 100, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 100 });
+    assert.equal(claimed.filter((delivery) => delivery.merchantId === merchant.merchantId).length, 0);
+    assert.deepEqual((await deliveries(t, merchant)).map((delivery) => delivery.state), ['pending', 'pending']);
+    assert.equal((await deliveries(t, merchant, '?state=pending')).length, 2);
+
+    await switchWebhooks(merchant, true);
+    const arrived = await hooks.waitFor(2);
+    assert.deepEqual(arrived.map(eventTypeHeader), ['payment.created', 'payment.approved']);
+    await eventually('both recorded', async () => ((await states(merchant)).every((state) => state === 'succeeded') ? true : undefined));
+  });
+
+  it('a delivery left paused by an event that raced the switch-on is resumed by the sweep, and holds back its payment\'s later ones until then', async () => {
+    const merchant = await t.createMerchant('Raced switch-on');
+    await switchWebhooks(merchant, false);
+    const payment = await createPayment(t, merchant);
+    await switchWebhooks(merchant, true);
+    await eventually('payment.created delivered', async () => ((await states(merchant))[0] === 'succeeded' ? true : undefined));
+    // Note: as the race leaves it: the endpoint is on, one of its deliveries is paused, and a later one of the same payment is pending.
+    await sql`update webhook_endpoints set enabled = false where merchant_id = ${merchant.merchantId}`.execute(db());
+    await act(t, payment.id, 'approve');
+    await act(t, payment.id, 'complete');
+    await sql`update webhook_endpoints set enabled = true, updated_at = now() where merchant_id = ${merchant.merchantId}`.execute(db());
+    await sql`update webhook_deliveries set state = 'pending' where merchant_id = ${merchant.merchantId} and event_id = ${await eventIdOf(t, merchant, payment.id, 'payment.completed')}`.execute(db());
+    assert.deepEqual(await states(merchant), ['succeeded', 'paused', 'pending']);
+    const now = new Date();
+    const claimed = await claimDueDeliveries(db(), { now, limit: 100, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 100 });
+    assert.equal(claimed.filter((delivery) => delivery.merchantId === merchant.merchantId).length, 0, 'payment.completed went out before the paused payment.approved');
+
+    // Note: the gateway's own dispatcher sweeps too (every 10 s), and may have resumed it a moment before.
+    const sweptAt = new Date(Date.now() - 60_000);
+    assert.ok((await resumeRacedDeliveries(db(), sweptAt)) <= 1);
+    assert.equal(await resumeRacedDeliveries(db(), sweptAt), 0);
+    assert.notEqual((await states(merchant))[1], 'paused');
+    await eventually('all three events', async () => (hooks.received.filter((webhook) => paymentIdOf(webhook) === payment.id).length >= 3 ? true : undefined));
+    assert.deepEqual(
+      hooks.received.filter((webhook) => paymentIdOf(webhook) === payment.id).map(eventTypeHeader),
+      ['payment.created', 'payment.approved', 'payment.completed'],
+    );
+  });
+
+  it('the sweep leaves alone the paused deliveries of endpoints that are off, or were switched on before its window', async () => {
+    const merchant = await t.createMerchant('Still off');
+    await switchWebhooks(merchant, false);
+    await createPayment(t, merchant);
+    assert.equal(await resumeRacedDeliveries(db(), new Date(Date.now() - 60_000)), 0);
+    assert.deepEqual(await states(merchant), ['paused']);
+    await sql`update webhook_endpoints set enabled = true, updated_at = now() - interval '1 hour' where merchant_id = ${merchant.merchantId}`.execute(db());
+    assert.equal(await resumeRacedDeliveries(db(), new Date(Date.now() - 60_000)), 0);
+    assert.deepEqual(await states(merchant), ['paused']);
+  });
+});
 
 describe('a gateway stopped in the middle of an attempt', () => {
   let storage: Awaited<ReturnType<typeof suiteStorage>>;

@@ -6,6 +6,7 @@ import {
   nextDueAt,
   recordAttempts,
   releaseDeliveries,
+  resumeRacedDeliveries,
   type SettledAttempt,
   webhookChannel,
 } from '../core/webhooks/delivery-queue.ts';
@@ -44,7 +45,12 @@ export type WebhookDispatcherOptions = {
   leaseMs?: number;
   /** Longest sleep between looks at the queue when nothing wakes the dispatcher. */
   pollIntervalMs?: number;
+  /** How often the dispatcher resumes deliveries paused by an event that raced their endpoint's switch-on (default 10 s). */
+  sweepIntervalMs?: number;
 };
+
+/** How far back a sweep looks for switched-on endpoints: far longer than any event statement runs. */
+const sweepWindowMs = 10 * 60_000;
 
 export type WebhookDispatcher = { stop(): Promise<void>; wake(): void };
 
@@ -73,6 +79,8 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
   const { storage, logger } = options;
   const db = storage.db;
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
+  const sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
+  let sweptAt = 0;
   const leaseMs = options.leaseMs ?? options.timeoutMs + 30_000;
   /**
    * Claimed ahead, at most this many: four sets of requests in flight. A claim
@@ -221,6 +229,18 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     return claimed.length === room;
   }
 
+  /** Resumes what an event that raced a switch-on left paused; returns whether there was any. */
+  async function sweep(): Promise<boolean> {
+    if (Date.now() - sweptAt < sweepIntervalMs) return false;
+    sweptAt = Date.now();
+    const resumed = await resumeRacedDeliveries(db, new Date(sweptAt - sweepWindowMs)).catch((error: unknown) => {
+      logger.warn({ err: error }, 'webhook dispatcher could not resume paused deliveries; will try again');
+      return 0;
+    });
+    if (resumed > 0) logger.info({ deliveries: resumed }, 'resumed deliveries paused while their endpoint was being switched on');
+    return resumed > 0;
+  }
+
   async function sleep() {
     let timeout = pollIntervalMs;
     // Note: a due delivery that was not claimed waits on an earlier one or on
@@ -247,6 +267,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       try {
         // Note: a full batch may mean more is due; look again at once.
         if (await claimBatch()) continue;
+        if (await sweep()) continue;
       } catch (error) {
         logger.warn({ err: error }, 'webhook dispatcher could not claim deliveries; retrying');
       }

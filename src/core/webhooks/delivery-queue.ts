@@ -24,7 +24,9 @@ export const webhookChannel = 'paycrypt_webhooks';
  * events (returning `id, seq, merchant_id, payment_id, type, created_at`):
  * one delivery per event and endpoint of its merchant that takes its type,
  * in the events' own statement. A switched-off endpoint gets its deliveries
- * too: they wait, unclaimed, until it is switched back on. A payment's own
+ * too, `paused`: they wait out of the claims' way until it is switched back
+ * on (`resumeDeliveries`, and `resumeRacedDeliveries` for a delivery paused
+ * by an event that raced the switch). A payment's own
  * endpoint (a session's `webhook_url`) takes that payment's events only.
  *
  * @dev Delivery ids are drawn by PostgreSQL, since how many rows the join
@@ -35,7 +37,8 @@ export const webhookChannel = 'paycrypt_webhooks';
  */
 export const deliveryCte = `delivery as (
   insert into webhook_deliveries (id, event_id, event_seq, merchant_id, endpoint_id, payment_id, state, next_attempt_at, created_at)
-  select 'whd_' || lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || left(replace(gen_random_uuid()::text, '-', ''), 20), event.id, event.seq, event.merchant_id, endpoint.id, event.payment_id, 'pending',
+  select 'whd_' || lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || left(replace(gen_random_uuid()::text, '-', ''), 20), event.id, event.seq, event.merchant_id, endpoint.id, event.payment_id,
+         case when endpoint.enabled then 'pending' else 'paused' end,
          event.created_at, event.created_at
   from event
   join webhook_endpoints endpoint
@@ -51,6 +54,44 @@ export const deliveryCte = `delivery as (
  * The notification is sent when the transaction commits, never before.
  */
 export const queuedDeliveries = `(select count(*)::int from (select pg_notify('${webhookChannel}', '') from delivery) as notified)`;
+
+/**
+ * Holds a switched-off endpoint's waiting deliveries out of the due index.
+ * One under way (leased) is left pending: its attempt settles it, and a
+ * retry it schedules waits behind the claims' check that the endpoint is on,
+ * as does the delivery of an event that raced the switch-off. Those are a
+ * few rows, never the backlog.
+ */
+export async function pauseDeliveries(trx: Transaction, endpointId: string, now: Date): Promise<void> {
+  await sql`
+    update webhook_deliveries set state = 'paused'
+    where endpoint_id = ${endpointId} and state = 'pending' and (locked_until is null or locked_until < ${now})
+  `.execute(trx);
+}
+
+/** Puts a switched-on endpoint's paused deliveries back in the queue, each due when it was. */
+export async function resumeDeliveries(trx: Transaction, endpointId: string): Promise<void> {
+  await sql`update webhook_deliveries set state = 'pending' where endpoint_id = ${endpointId} and state = 'paused'`.execute(trx);
+}
+
+/**
+ * Resumes paused deliveries of endpoints that are on and were changed since
+ * `since`; returns how many. For the one race that pausing has: an event
+ * statement that read its endpoint just before the endpoint was switched on
+ * commits a paused delivery after the switch resumed the others.
+ *
+ * @dev Such a statement runs for milliseconds, so the dispatchers sweep the
+ * endpoints changed in the last minutes, found by their `updated_at` index,
+ * never the whole backlog.
+ */
+export async function resumeRacedDeliveries(db: Db, since: Date): Promise<number> {
+  const result = await sql`
+    update webhook_deliveries d set state = 'pending'
+    from webhook_endpoints e
+    where e.enabled and e.updated_at >= ${since} and d.endpoint_id = e.id and d.state = 'paused'
+  `.execute(db);
+  return Number(result.numAffectedRows ?? 0n);
+}
 
 export type ClaimedDelivery = {
   id: string;
@@ -136,7 +177,7 @@ export async function claimDueDeliveries(
           select 1 from webhook_deliveries earlier
           where earlier.endpoint_id = c.endpoint_id
             and earlier.payment_id = c.payment_id
-            and earlier.state = 'pending'
+            and earlier.state in ('pending', 'paused')
             and earlier.event_seq < c.event_seq
         )
       limit ${input.limit}
@@ -359,7 +400,7 @@ export async function redeliverFailed(db: Db, input: { merchantId: number; from:
           selectFrom('webhook_deliveries as later')
             .select('later.id')
             .whereRef('later.event_id', '=', 'webhook_deliveries.event_id')
-            .where('later.state', 'in', ['pending', 'succeeded']),
+            .where('later.state', 'in', ['pending', 'paused', 'succeeded']),
         ),
       ),
     )
@@ -394,7 +435,8 @@ export async function listDeliveries(
     .select(['d.id', 'd.event_id', 'e.type', 'd.state', 'd.attempts', 'd.next_attempt_at', 'd.last_status_code', 'd.last_error', 'd.created_at', 'd.completed_at'])
     .where('d.merchant_id', '=', input.merchantId);
   if (input.eventId !== undefined) query = query.where('d.event_id', '=', input.eventId);
-  if (input.state !== undefined) query = query.where('d.state', '=', input.state);
+  // Note: a paused delivery is one waiting for its endpoint to be switched on: pending, to the merchant.
+  if (input.state !== undefined) query = query.where('d.state', 'in', input.state === 'pending' ? ['pending', 'paused'] : [input.state]);
   if (input.startingAfter !== undefined) {
     const cursor = await db
       .selectFrom('webhook_deliveries')
@@ -417,9 +459,9 @@ export async function listDeliveries(
       id: row.id,
       eventId: row.event_id,
       eventType: row.type,
-      state: row.state,
+      state: row.state === 'paused' ? 'pending' : row.state,
       attempts: row.attempts,
-      nextAttemptAt: row.state === 'pending' ? row.next_attempt_at : null,
+      nextAttemptAt: row.state === 'pending' || row.state === 'paused' ? row.next_attempt_at : null,
       lastStatusCode: row.last_status_code,
       lastError: row.last_error,
       createdAt: row.created_at,

@@ -4,7 +4,7 @@ import { createId, randomToken } from '../../internal/ids.ts';
 import { type MasterKey, seal, unseal } from '../../internal/secrets.ts';
 import type { Db, Transaction } from '../../storage/database.ts';
 import type { WebhookEndpointTable, WebhookFormat } from '../../storage/schema.ts';
-import { webhookChannel } from './delivery-queue.ts';
+import { pauseDeliveries, resumeDeliveries, webhookChannel } from './delivery-queue.ts';
 import { type WebhookEventType, webhookEventTypes } from './event-types.ts';
 import { checkWebhookUrl, type WebhookUrlPolicy } from './url-safety.ts';
 
@@ -108,8 +108,7 @@ export async function putWebhookSettings(
           .values({ id: createId('whe', 16), merchant_id: input.merchantId, created_at: now, event_types: null, ...values })
           .returningAll()
           .executeTakeFirstOrThrow();
-    // Note: deliveries that waited while webhooks were off go out at once.
-    if (row.enabled) await sql`select pg_notify(${webhookChannel}, '')`.execute(trx);
+    await switchDeliveries(trx, row, now);
     return { endpoint: endpointFromRow(master, row, now), secretChanged };
   });
 }
@@ -150,7 +149,7 @@ export async function deleteWebhookSettings(db: Db, merchantId: number): Promise
       .updateTable('webhook_deliveries')
       .set({ state: 'failed', last_error: 'webhook settings deleted', completed_at: new Date(), locked_until: null })
       .where('endpoint_id', '=', existing.id)
-      .where('state', '=', 'pending')
+      .where('state', 'in', ['pending', 'paused'])
       .execute();
     await trx.deleteFrom('webhook_endpoints').where('id', '=', existing.id).execute();
     return true;
@@ -190,6 +189,13 @@ export async function addPaymentEndpoint(
     .execute();
 }
 
+/** Pauses a switched-off endpoint's waiting deliveries, or resumes a switched-on one's and sends them at once. */
+async function switchDeliveries(trx: Transaction, endpoint: { id: string; enabled: boolean }, now: Date): Promise<void> {
+  if (!endpoint.enabled) return pauseDeliveries(trx, endpoint.id, now);
+  await resumeDeliveries(trx, endpoint.id);
+  await sql`select pg_notify(${webhookChannel}, '')`.execute(trx);
+}
+
 function checkEventTypes(events: string[]): WebhookEventType[] {
   if (events.length === 0) throw new PayCryptError('invalid_request', 'events must name at least one event type (omit it for all)', { details: { field: 'events' } });
   const unknown = events.filter((type) => !(webhookEventTypes as readonly string[]).includes(type));
@@ -220,7 +226,7 @@ export async function setWebhookEnabled(db: Db, master: MasterKey, input: { merc
       .returningAll()
       .executeTakeFirst();
     if (!row) throw new PayCryptError('resource_not_found', 'No webhook settings: set a webhook URL first');
-    if (row.enabled) await sql`select pg_notify(${webhookChannel}, '')`.execute(trx);
+    await switchDeliveries(trx, row, row.updated_at);
     return endpointFromRow(master, row);
   });
 }

@@ -7,6 +7,7 @@ import * as paymentSessions from './0005_payment_sessions.ts';
 import * as merchantAssets from './0006_merchant_assets.ts';
 import * as paymentCountTable from './0007_payment_count_table.ts';
 import * as hotPathKeys from './0008_hot_path_keys.ts';
+import * as pausedDeliveries from './0009_paused_deliveries.ts';
 
 /** Every migration, in order. One set serves PostgreSQL and PGlite alike. */
 const migrations: Record<string, Migration> = {
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '0006_merchant_assets': merchantAssets,
   '0007_payment_count_table': paymentCountTable,
   '0008_hot_path_keys': hotPathKeys,
+  '0009_paused_deliveries': pausedDeliveries,
 };
 
 /** Key of the advisory lock that lets one process at a time migrate a shared database. */
