@@ -51,7 +51,7 @@ const settings = {
   /**
    * Baseline requests sent before its measured run (to another path): one whole
    * pass of the round's requests. With 500, the first run after the warm-up was
-   * 30–40 % slower than the two after it: the sender was not warm yet.
+   * 29–42 % slower than the two after it: the sender was not warm yet.
    */
   baselineWarmUp: 10_000,
   /** Rounds of one gateway run then one baseline run; the median run of each side counts. */
