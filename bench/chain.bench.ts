@@ -496,7 +496,7 @@ function printThroughput(rounds: readonly Throughput[], load: number[]): boolean
   );
   console.log(`   ${'round'.padEnd(7)} ${'transfer block: readBlock + recordBlock ms'.padStart(44)} ${'confirming block: confirmTransfers ms'.padStart(40)}`);
   rounds.forEach((throughput, index) => {
-    const { block, confirming } = throughput;
+    const { confirming } = throughput;
     console.log(`   ${String(index + 1).padEnd(7)} ${ms(blockMs(throughput)).padStart(44)} ${ms(confirming.stepEnd - confirming.cursorAt).padStart(40)}`);
   });
   const { block, confirming } = median;

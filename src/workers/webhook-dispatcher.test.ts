@@ -457,6 +457,12 @@ describe('deliveries waiting for a switched-off endpoint', () => {
   const db = () => t.gateway.context.storage.db;
   const states = async (merchant: Merchant) =>
     (await sql<{ state: string }>`select state from webhook_deliveries where merchant_id = ${merchant.merchantId} order by event_seq`.execute(db())).rows.map((row) => row.state);
+  /** What a dispatcher claiming now would take of `merchant`'s deliveries. */
+  const claimableOf = async (merchant: Merchant) => {
+    const now = new Date();
+    const claimed = await claimDueDeliveries(db(), { now, limit: 100, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 100 });
+    return claimed.filter((delivery) => delivery.merchantId === merchant.merchantId);
+  };
   const switchWebhooks = async (merchant: Merchant, enabled: boolean) => {
     const response = await t.request('PUT', '/api/v1/webhook_settings', { key: merchant.apiKey, body: { url: hooks.url, enabled } });
     assert.equal(response.status, 200, response.text);
@@ -468,9 +474,7 @@ describe('deliveries waiting for a switched-off endpoint', () => {
     const payment = await createPayment(t, merchant);
     await act(t, payment.id, 'approve');
     assert.deepEqual(await states(merchant), ['paused', 'paused']);
-    const now = new Date();
-    const claimed = await claimDueDeliveries(db(), { now, limit: 100, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 100 });
-    assert.equal(claimed.filter((delivery) => delivery.merchantId === merchant.merchantId).length, 0);
+    assert.equal((await claimableOf(merchant)).length, 0);
     assert.deepEqual((await deliveries(t, merchant)).map((delivery) => delivery.state), ['pending', 'pending']);
     assert.equal((await deliveries(t, merchant, '?state=pending')).length, 2);
 
@@ -493,9 +497,7 @@ describe('deliveries waiting for a switched-off endpoint', () => {
     await sql`update webhook_endpoints set enabled = true, updated_at = now() where merchant_id = ${merchant.merchantId}`.execute(db());
     await sql`update webhook_deliveries set state = 'pending' where merchant_id = ${merchant.merchantId} and event_id = ${await eventIdOf(t, merchant, payment.id, 'payment.completed')}`.execute(db());
     assert.deepEqual(await states(merchant), ['succeeded', 'paused', 'pending']);
-    const now = new Date();
-    const claimed = await claimDueDeliveries(db(), { now, limit: 100, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 100 });
-    assert.equal(claimed.filter((delivery) => delivery.merchantId === merchant.merchantId).length, 0, 'payment.completed went out before the paused payment.approved');
+    assert.equal((await claimableOf(merchant)).length, 0, 'payment.completed went out before the paused payment.approved');
 
     // Note: the gateway's own dispatcher sweeps too (every 10 s), and may have resumed it a moment before.
     const sweptAt = new Date(Date.now() - 60_000);

@@ -56,6 +56,14 @@ export const deliveryCte = `delivery as (
 export const queuedDeliveries = `(select count(*)::int from (select pg_notify('${webhookChannel}', '') from delivery) as notified)`;
 
 /**
+ * The states of a delivery still to be made: `pending` in the queue, or
+ * `paused` while its endpoint is switched off. To the merchant both are
+ * pending. (The claim spells them out in its SQL, to match the partial index
+ * on a payment's waiting deliveries.)
+ */
+export const waitingStates = ['pending', 'paused'] as const;
+
+/**
  * Holds a switched-off endpoint's waiting deliveries out of the due index.
  * One under way (leased) is left pending: its attempt settles it, and a
  * retry it schedules waits behind the claims' check that the endpoint is on,
@@ -400,7 +408,7 @@ export async function redeliverFailed(db: Db, input: { merchantId: number; from:
           selectFrom('webhook_deliveries as later')
             .select('later.id')
             .whereRef('later.event_id', '=', 'webhook_deliveries.event_id')
-            .where('later.state', 'in', ['pending', 'paused', 'succeeded']),
+            .where('later.state', 'in', [...waitingStates, 'succeeded']),
         ),
       ),
     )
@@ -435,8 +443,7 @@ export async function listDeliveries(
     .select(['d.id', 'd.event_id', 'e.type', 'd.state', 'd.attempts', 'd.next_attempt_at', 'd.last_status_code', 'd.last_error', 'd.created_at', 'd.completed_at'])
     .where('d.merchant_id', '=', input.merchantId);
   if (input.eventId !== undefined) query = query.where('d.event_id', '=', input.eventId);
-  // Note: a paused delivery is one waiting for its endpoint to be switched on: pending, to the merchant.
-  if (input.state !== undefined) query = query.where('d.state', 'in', input.state === 'pending' ? ['pending', 'paused'] : [input.state]);
+  if (input.state !== undefined) query = query.where('d.state', 'in', input.state === 'pending' ? waitingStates : [input.state]);
   if (input.startingAfter !== undefined) {
     const cursor = await db
       .selectFrom('webhook_deliveries')

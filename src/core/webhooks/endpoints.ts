@@ -4,7 +4,7 @@ import { createId, randomToken } from '../../internal/ids.ts';
 import { type MasterKey, seal, unseal } from '../../internal/secrets.ts';
 import type { Db, Transaction } from '../../storage/database.ts';
 import type { WebhookEndpointTable, WebhookFormat } from '../../storage/schema.ts';
-import { pauseDeliveries, resumeDeliveries, webhookChannel } from './delivery-queue.ts';
+import { pauseDeliveries, resumeDeliveries, waitingStates, webhookChannel } from './delivery-queue.ts';
 import { type WebhookEventType, webhookEventTypes } from './event-types.ts';
 import { checkWebhookUrl, type WebhookUrlPolicy } from './url-safety.ts';
 
@@ -149,7 +149,7 @@ export async function deleteWebhookSettings(db: Db, merchantId: number): Promise
       .updateTable('webhook_deliveries')
       .set({ state: 'failed', last_error: 'webhook settings deleted', completed_at: new Date(), locked_until: null })
       .where('endpoint_id', '=', existing.id)
-      .where('state', 'in', ['pending', 'paused'])
+      .where('state', 'in', waitingStates)
       .execute();
     await trx.deleteFrom('webhook_endpoints').where('id', '=', existing.id).execute();
     return true;
