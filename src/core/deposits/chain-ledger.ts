@@ -50,18 +50,23 @@ export async function storedBlockHash(db: Db, chain: string, number: number): Pr
 /**
  * The payments watching each of `addresses` on `chain` (lower-case addresses).
  *
- * @dev One index probe per address, joined from the array: with `address =
- * any(…)` and thousands of addresses, PostgreSQL estimates a (parallel) scan
- * of the whole table as cheaper, which it is not with a million rows.
+ * @dev One probe of the addresses' hash index per address, joined from the
+ * array: with `address = any(…)` and thousands of addresses, PostgreSQL
+ * estimates a (parallel) scan of the whole table as cheaper, which it is not
+ * with a million rows. The hash index is on the address alone (an EVM seed
+ * gives the same address on every chain); the chain is checked on the row.
  */
 export async function watchedAddresses(db: Db, chain: string, addresses: readonly string[]): Promise<Map<string, number | null>> {
   if (addresses.length === 0) return new Map();
-  const { rows } = await sql<{ address: string; payment_id: number | null }>`${sql.raw(preparedStatementMark('watched_addresses'))}
-    select d.address, d.payment_id
-    from unnest(${sql.val([...addresses])}::text[]) as candidate(address)
-    join deposit_addresses d on d.chain = ${chain} and d.address = candidate.address
-  `.execute(db);
+  const { rows } = await sql<{ address: string; payment_id: number | null }>`${sql.raw(preparedStatementMark('watched_addresses'))}${watchedAddressesQuery(chain, addresses)}`.execute(db);
   return new Map(rows.map((row) => [row.address, row.payment_id]));
+}
+
+/** The lookup's statement, apart so that its plan can be tested. */
+export function watchedAddressesQuery(chain: string, addresses: readonly string[]) {
+  return sql`select d.address, d.payment_id
+    from unnest(${sql.val([...addresses])}::text[]) as candidate(address)
+    join deposit_addresses d on d.chain = ${chain} and d.address = candidate.address`;
 }
 
 /** A processed block and the transfers found in it. */

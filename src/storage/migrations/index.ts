@@ -8,6 +8,7 @@ import * as merchantAssets from './0006_merchant_assets.ts';
 import * as paymentCountTable from './0007_payment_count_table.ts';
 import * as hotPathKeys from './0008_hot_path_keys.ts';
 import * as pausedDeliveries from './0009_paused_deliveries.ts';
+import * as watchedAddressHash from './0010_watched_address_hash.ts';
 
 /** Every migration, in order. One set serves PostgreSQL and PGlite alike. */
 const migrations: Record<string, Migration> = {
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '0007_payment_count_table': paymentCountTable,
   '0008_hot_path_keys': hotPathKeys,
   '0009_paused_deliveries': pausedDeliveries,
+  '0010_watched_address_hash': watchedAddressHash,
 };
 
 /** Key of the advisory lock that lets one process at a time migrate a shared database. */
