@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import type { Storage } from '../../storage/database.ts';
 import { openTestStorage } from '../../testing/harness.ts';
 import { createMerchant } from '../merchants.ts';
-import { watchedAddresses, watchedAddressesQuery } from './chain-ledger.ts';
+import { initCursor, recordBlocks, watchedAddresses, watchedAddressesQuery } from './chain-ledger.ts';
 
 const master = { key: Buffer.alloc(32, 7) };
 /** Watched on both chains, as the same seed derives it on every EVM chain. */
@@ -43,5 +43,63 @@ describe('the watched-address lookup', () => {
     const { rows } = await sql<{ 'QUERY PLAN': string }>`explain ${watchedAddressesQuery('ledger-ethereum', [shared, ethereumOnly, unknown])}`.execute(storage.db);
     const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
     assert.match(plan, /deposit_addresses_address_hash/, plan);
+  });
+});
+
+describe('settling a block that pays thousands of payments', () => {
+  const chain = 'ledger-busy';
+  const count = 2_500;
+  let storage: Storage;
+  let merchantId: number;
+  let paymentIds: number[];
+  before(async () => {
+    storage = await openTestStorage();
+    merchantId = (await createMerchant(storage.db, master, { name: 'Busy block' })).merchant.id;
+    // Note: written in SQL, as the chain benchmark copies its payments: 2,500 open USDT deposits of 10.000000 each.
+    const { rows } = await sql<{ id: number }>`
+      insert into payments (transaction_id, merchant_id, type, method, status, amount, currency, currency_decimals,
+        crypto_amount, crypto_currency, crypto_network, crypto_decimals, chain, address, expires_at, required_confirmations, settlement)
+      select 'pay_ledgerbusy' || lpad(n::text, 6, '0'), ${merchantId}, 'deposit', 'crypto', 'pending', 1000, 'USD', 2,
+        10000000, 'USDT', 'ERC20', 6, ${chain}, '0x' || lpad(to_hex(n), 40, '0'), now() + interval '1 hour', 2, 'awaiting_payment'
+      from generate_series(1, ${count}) as n
+      returning id
+    `.execute(storage.db);
+    paymentIds = rows.map((row) => Number(row.id)).sort((a, b) => a - b);
+    await initCursor(storage.db, chain, { number: 100, hash: '0xparent', parentHash: '0xgrandparent' });
+  });
+  after(() => storage.close());
+
+  it('detects every payment once, each with one payment.detected event, in payment order', async () => {
+    const { rows: due } = await sql<{ id: number; address: string }>`select id, address from payments where id = any(${paymentIds}::bigint[]) order by id desc`.execute(storage.db);
+    const transfers = due.map((payment, index) => ({
+      txHash: `0x${(index % 10).toString(16).padStart(64, '0')}`,
+      logIndex: index,
+      from: null,
+      to: payment.address,
+      asset: 'USDT',
+      amount: index === 0 ? 4_000_000n : 10_000_000n,
+      paymentId: Number(payment.id),
+    }));
+    const affected = await recordBlocks(storage.db, { chain, blocks: [{ number: 101, hash: '0xblock', parentHash: '0xparent', transfers }], reorgWindow: 10 });
+    assert.equal(affected.length, count);
+
+    const { rows: settlements } = await sql<{ settlement: string; detected: string; n: number }>`
+      select settlement, amount_detected as detected, count(*)::int as n from payments where merchant_id = ${merchantId} group by 1, 2 order by 1, 2
+    `.execute(storage.db);
+    assert.deepEqual(settlements, [
+      { settlement: 'detected', detected: '4000000', n: 1 },
+      { settlement: 'detected', detected: '10000000', n: count - 1 },
+    ]);
+    const { rows: events } = await sql<{ payment_id: number; type: string }>`
+      select payment_id, type from events where merchant_id = ${merchantId} order by seq
+    `.execute(storage.db);
+    assert.deepEqual(
+      events.map((event) => event.type),
+      Array.from({ length: count }, () => 'payment.detected'),
+    );
+    assert.deepEqual(
+      events.map((event) => Number(event.payment_id)),
+      paymentIds,
+    );
   });
 });
