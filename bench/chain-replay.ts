@@ -1,0 +1,108 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { sql } from 'kysely';
+import { loadCursor, recordBlocks, watchedAddresses } from '../src/core/deposits/chain-ledger.ts';
+import { createStorage } from '../src/storage/database.ts';
+
+/**
+ * `npm run bench:chain-replay`: replays part 3 of the chain benchmark without
+ * anvil, on a database that `BENCH_KEEP_DATABASE=1 npm run bench:chain` left
+ * behind (`BENCH_REPLAY_DATABASE_URL`), to compare changes to the watcher's
+ * SQL and settling code side by side in minutes.
+ *
+ * Each block pays one of the benchmark's three sets of 5,000 payments again:
+ * the set is reset to unpaid (its transfers deleted), the tables are
+ * vacuumed and checkpointed, then the watched-address lookup and
+ * `recordBlocks` run as the watcher runs them, for a block following the
+ * stored cursor. Printed per block: the wall time of each, and the CPU time
+ * the Node process and the PostgreSQL server's processes spent (read from
+ * /proc, so only with the server on this machine). No target: the chain
+ * benchmark itself is the measurement of record.
+ */
+
+const url = process.env.BENCH_REPLAY_DATABASE_URL;
+if (!url) throw new Error('set BENCH_REPLAY_DATABASE_URL to a database kept by BENCH_KEEP_DATABASE=1 npm run bench:chain');
+const blocks = Number(process.env.BENCH_REPLAY_BLOCKS ?? 7);
+const chain = 'bench-anvil';
+const setSize = 5_000;
+
+const clockTickMs = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString());
+
+/** CPU time (user + system) of every process named postgres, in ms. */
+function postgresCpuMs(): number {
+  let total = 0;
+  for (const pid of fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) * clockTickMs;
+    } catch {
+      // Note: a process that ended meanwhile.
+    }
+  }
+  return total;
+}
+
+const nodeCpuMs = () => {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+};
+const hex = (bytes: number) => `0x${randomBytes(bytes).toString('hex')}`;
+
+const storage = await createStorage({ databaseUrl: url, poolSize: 4 });
+const db = storage.db;
+try {
+  console.log('block  set   lookup ms   recordBlocks ms   Node CPU ms   PostgreSQL CPU ms');
+  for (let block = 0; block < blocks; block++) {
+    const set = block % 3;
+    const { rows } = await sql<{ id: number; address: string; crypto_amount: string }>`
+      select id, address, crypto_amount from payments order by id offset ${set * setSize} limit ${setSize}
+    `.execute(db);
+    if (rows.length !== setSize) throw new Error(`expected ${setSize} payments in set ${set}, found ${rows.length}: is this a kept chain benchmark database?`);
+    const ids = rows.map((row) => row.id);
+    await sql`delete from chain_transfers where payment_id = any(${ids}::bigint[])`.execute(db);
+    await sql`
+      update payments set status = 'pending', settlement = 'awaiting_payment', amount_paid = 0, amount_detected = 0, expires_at = now() + interval '1 day'
+      where id = any(${ids}::bigint[])
+    `.execute(db);
+    // Note: the server may run without autovacuum; each block's reset would otherwise pile up dead rows.
+    await sql`vacuum analyze payments, chain_transfers, events`.execute(db);
+    await sql`checkpoint`.execute(db);
+    const cursor = await loadCursor(db, chain);
+    if (!cursor) throw new Error(`no cursor for chain ${chain}`);
+    // Note: ten transactions of 500 transfers each, as the benchmark's batchTransfer calls make.
+    const txHashes = Array.from({ length: 10 }, () => hex(32));
+    const senders = rows.map(() => hex(20));
+
+    const postgresBefore = postgresCpuMs();
+    const nodeBefore = nodeCpuMs();
+    const started = performance.now();
+    const watched = await watchedAddresses(db, chain, rows.map((row) => row.address));
+    const lookedUp = performance.now();
+    const transfers = rows.map((row, index) => ({
+      txHash: txHashes[Math.floor(index / 500)]!,
+      logIndex: index,
+      from: senders[index]!,
+      to: row.address,
+      asset: 'USDT',
+      amount: BigInt(row.crypto_amount),
+      paymentId: watched.get(row.address) ?? null,
+    }));
+    const settled = await recordBlocks(db, { chain, blocks: [{ number: cursor.number + 1, hash: hex(32), parentHash: cursor.hash, transfers }], reorgWindow: 64 });
+    const recorded = performance.now();
+    if (watched.size !== setSize || settled.length !== setSize) throw new Error(`block ${block}: ${watched.size} watched, ${settled.length} settled of ${setSize}`);
+    const columns = [
+      String(block + 1).padStart(5),
+      String(set + 1).padStart(4),
+      (lookedUp - started).toFixed(1).padStart(11),
+      (recorded - lookedUp).toFixed(1).padStart(17),
+      (nodeCpuMs() - nodeBefore).toFixed(0).padStart(13),
+      (postgresCpuMs() - postgresBefore).toFixed(0).padStart(19),
+    ];
+    console.log(columns.join(' '));
+  }
+} finally {
+  await storage.close();
+}
