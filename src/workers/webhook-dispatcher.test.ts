@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import { claimDueDeliveries, resumeRacedDeliveries } from '../core/webhooks/delivery-queue.ts';
+import { claimDueDeliveries, pauseRacedDeliveries, resumeRacedDeliveries } from '../core/webhooks/delivery-queue.ts';
 import { createStorage, type Storage } from '../storage/database.ts';
 import { createTestDatabase, startTestGateway, testAdminToken, type TestGateway } from '../testing/harness.ts';
 import { type ReceivedWebhook, startWebhookReceiver, type WebhookReceiver } from '../testing/webhook-receiver.ts';
@@ -509,6 +509,31 @@ describe('deliveries waiting for a switched-off endpoint', () => {
       hooks.received.filter((webhook) => paymentIdOf(webhook) === payment.id).map(eventTypeHeader),
       ['payment.created', 'payment.approved', 'payment.completed'],
     );
+  });
+
+  it('a delivery left pending by an attempt or an event that raced the switch-off is paused by the sweep, unless it is under way', async () => {
+    const merchant = await t.createMerchant('Raced switch-off');
+    await switchWebhooks(merchant, false);
+    await createPayment(t, merchant);
+    await createPayment(t, merchant);
+    // Note: as a retry recorded after the switch-off leaves them: the endpoint is off and its deliveries pending, one of them still leased.
+    await sql`update webhook_endpoints set updated_at = now() where merchant_id = ${merchant.merchantId}`.execute(db());
+    await sql`update webhook_deliveries set state = 'pending' where merchant_id = ${merchant.merchantId}`.execute(db());
+    await sql`
+      update webhook_deliveries set locked_until = now() + interval '10 seconds'
+      where id = (select id from webhook_deliveries where merchant_id = ${merchant.merchantId} order by event_seq limit 1)
+    `.execute(db());
+    assert.deepEqual(await states(merchant), ['pending', 'pending']);
+
+    // Note: the gateway's own dispatcher sweeps too (every 10 s), and may have paused it a moment before.
+    const sweptAt = new Date(Date.now() - 60_000);
+    assert.ok((await pauseRacedDeliveries(db(), sweptAt, new Date())) <= 1);
+    assert.equal(await pauseRacedDeliveries(db(), sweptAt, new Date()), 0);
+    assert.deepEqual(await states(merchant), ['pending', 'paused']);
+
+    // Note: the leased one goes out once its lease has run out.
+    await switchWebhooks(merchant, true);
+    await eventually('both delivered', async () => ((await states(merchant)).every((state) => state === 'succeeded') ? true : undefined), 30_000);
   });
 
   it('the sweep leaves alone the paused deliveries of endpoints that are off, or were switched on before its window', async () => {

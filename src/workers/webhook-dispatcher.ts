@@ -4,6 +4,7 @@ import {
   type ClaimedDelivery,
   claimDueDeliveries,
   nextDueAt,
+  pauseRacedDeliveries,
   recordAttempts,
   releaseDeliveries,
   resumeRacedDeliveries,
@@ -45,11 +46,15 @@ export type WebhookDispatcherOptions = {
   leaseMs?: number;
   /** Longest sleep between looks at the queue when nothing wakes the dispatcher. */
   pollIntervalMs?: number;
-  /** How often the dispatcher resumes deliveries paused by an event that raced their endpoint's switch-on (default 10 s). */
+  /** How often the dispatcher settles deliveries that raced their endpoint's switch on or off (default 10 s). */
   sweepIntervalMs?: number;
 };
 
-/** How far back a sweep looks for switched-on endpoints: far longer than any event statement runs. */
+/**
+ * How far back a sweep looks for switched endpoints: far longer than any
+ * event statement runs, and than an attempt under way at a switch-off takes
+ * to end (the timeout is at most 2 min).
+ */
 const sweepWindowMs = 10 * 60_000;
 
 export type WebhookDispatcher = { stop(): Promise<void>; wake(): void };
@@ -229,15 +234,22 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     return claimed.length === room;
   }
 
-  /** Resumes what an event that raced a switch-on left paused; returns whether there was any. */
+  /**
+   * Settles what raced a switch of an endpoint: resumes what an event left
+   * paused while its endpoint was switched on, and pauses what an attempt or
+   * an event left pending while it was switched off. Returns whether it
+   * resumed any.
+   */
   async function sweep(): Promise<boolean> {
     if (Date.now() - sweptAt < sweepIntervalMs) return false;
     sweptAt = Date.now();
-    const resumed = await resumeRacedDeliveries(db, new Date(sweptAt - sweepWindowMs)).catch((error: unknown) => {
-      logger.warn({ err: error }, 'webhook dispatcher could not resume paused deliveries; will try again');
-      return 0;
+    const since = new Date(sweptAt - sweepWindowMs);
+    const [resumed, paused] = await Promise.all([resumeRacedDeliveries(db, since), pauseRacedDeliveries(db, since, new Date(sweptAt))]).catch((error: unknown) => {
+      logger.warn({ err: error }, 'webhook dispatcher could not sweep deliveries of switched endpoints; will try again');
+      return [0, 0];
     });
     if (resumed > 0) logger.info({ deliveries: resumed }, 'resumed deliveries paused while their endpoint was being switched on');
+    if (paused > 0) logger.info({ deliveries: paused }, 'paused deliveries left pending while their endpoint was being switched off');
     return resumed > 0;
   }
 

@@ -67,8 +67,8 @@ export const waitingStates = ['pending', 'paused'] as const;
  * Holds a switched-off endpoint's waiting deliveries out of the due index.
  * One under way (leased) is left pending: its attempt settles it, and a
  * retry it schedules waits behind the claims' check that the endpoint is on,
- * as does the delivery of an event that raced the switch-off. Those are a
- * few rows, never the backlog.
+ * as does the delivery of an event that raced the switch-off, until the
+ * dispatchers' sweep pauses them (`pauseRacedDeliveries`).
  */
 export async function pauseDeliveries(trx: Transaction, endpointId: string, now: Date): Promise<void> {
   await sql`
@@ -97,6 +97,24 @@ export async function resumeRacedDeliveries(db: Db, since: Date): Promise<number
     update webhook_deliveries d set state = 'pending'
     from webhook_endpoints e
     where e.enabled and e.updated_at >= ${since} and d.endpoint_id = e.id and d.state = 'paused'
+  `.execute(db);
+  return Number(result.numAffectedRows ?? 0n);
+}
+
+/**
+ * Pauses the pending deliveries of endpoints that are off and were changed
+ * since `since`, but for those under way; returns how many. For the rows
+ * `pauseDeliveries` leaves pending: a delivery in flight at the switch-off
+ * (its attempt schedules its retry as pending) and one queued by an event
+ * that raced the switch-off. The claims skip them anyway (they check that
+ * the endpoint is on); paused, they are out of the due index too.
+ */
+export async function pauseRacedDeliveries(db: Db, since: Date, now: Date): Promise<number> {
+  const result = await sql`
+    update webhook_deliveries d set state = 'paused'
+    from webhook_endpoints e
+    where not e.enabled and e.updated_at >= ${since} and d.endpoint_id = e.id and d.state = 'pending'
+      and (d.locked_until is null or d.locked_until < ${now})
   `.execute(db);
   return Number(result.numAffectedRows ?? 0n);
 }
