@@ -45,15 +45,22 @@ export const deliveryCte = `delivery as (
     on endpoint.merchant_id = event.merchant_id
    and (endpoint.payment_id is null or endpoint.payment_id = event.payment_id)
    and (endpoint.event_types is null or endpoint.event_types ? event.type)
-  returning 1
+  returning state
 )`;
 
 /**
  * A select-list expression for the statement that holds `deliveryCte`: the
- * number of deliveries it queued, waking the dispatchers when there are any.
- * The notification is sent when the transaction commits, never before.
+ * number of deliveries it queued to be sent now, waking the dispatchers when
+ * there are any. The notification is sent when the transaction commits,
+ * never before.
+ *
+ * @dev Paused deliveries wake no one: none can be claimed until their
+ * endpoint is switched on, which wakes the dispatchers itself. (Each event of
+ * a merchant with webhooks off used to cost every dispatcher a claim that
+ * found nothing: about 2,000 per 10,000 payments the webhook benchmark
+ * creates with webhooks off, which took 18-21 s instead of 10.5-13 s.)
  */
-export const queuedDeliveries = `(select count(*)::int from (select pg_notify('${webhookChannel}', '') from delivery) as notified)`;
+export const queuedDeliveries = `(select count(*)::int from (select pg_notify('${webhookChannel}', '') from delivery where state = 'pending') as notified)`;
 
 /**
  * The states of a delivery still to be made: `pending` in the queue, or
