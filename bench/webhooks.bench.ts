@@ -105,7 +105,6 @@ async function main(): Promise<boolean> {
     printHeader(db, adminUrl, startLoad);
     const receiver = await startWebhookReceiver();
     stoppers.add(() => receiver.close());
-    if (staleStatistics) await db.client.query('alter table webhook_deliveries set (autovacuum_enabled = false)');
     const rounds: Round[] = [];
     let latency: Latency | undefined;
     let loadBefore: number[] | undefined;
@@ -113,6 +112,8 @@ async function main(): Promise<boolean> {
       // Note: each round's gateway has a merchant of its own (bench/gateway-server.ts), whose backlog it delivers.
       const gateway: ServerProcess<{ apiKey: string; merchantId: number }> = await startServerProcess('gateway-server.ts', gatewayEnv(db, dataDir));
       stoppers.add(() => gateway.stop());
+      // Note: the first gateway's start creates the tables.
+      if (staleStatistics && round === 1) await db.client.query('alter table webhook_deliveries set (autovacuum_enabled = false)');
       const api = apiClient(gateway.ready.url, gateway.ready.apiKey);
       if (!latency) {
         await setWebhooks(api, receiver.url, true);
