@@ -197,30 +197,7 @@ export async function claimDueDeliveries(
   const busy = input.busy ?? new Map<string, number>();
   const full = [...busy].filter(([, count]) => count >= input.endpointLimit).map(([endpointId]) => endpointId);
   const result = await sql<ClaimedRow>`
-    with candidates as (
-      select c.id, c.endpoint_id, c.next_attempt_at, c.event_seq
-      from (
-        select d.id, d.endpoint_id, d.payment_id, d.event_seq, d.next_attempt_at
-        from webhook_deliveries d
-        where d.state = 'pending'
-          and d.next_attempt_at <= ${input.now}
-          and (d.locked_until is null or d.locked_until < ${input.now})
-          ${full.length > 0 ? sql`and d.endpoint_id not in (${sql.join(full)})` : sql``}
-        order by d.next_attempt_at, d.event_seq
-        offset 0
-      ) c
-      where exists (select 1 from webhook_endpoints e where e.id = c.endpoint_id and e.enabled offset 0)
-        and not exists (
-          select 1 from webhook_deliveries earlier
-          where earlier.endpoint_id = c.endpoint_id
-            and earlier.payment_id = c.payment_id
-            and earlier.state in ('pending', 'paused')
-            and earlier.event_seq < c.event_seq
-          offset 0
-        )
-      limit ${input.limit}
-      for update of c skip locked
-    ),
+    with candidates as (${dueCandidatesQuery({ now: input.now, limit: input.limit, full })}),
     ranked as (
       select id, endpoint_id, row_number() over (partition by endpoint_id order by next_attempt_at, event_seq) as rank
       from candidates
@@ -247,6 +224,38 @@ export async function claimDueDeliveries(
   `.execute(db);
   // Note: RETURNING has no order; a batch is launched in event order.
   return result.rows.sort((a, b) => a.event_seq - b.event_seq).map((row) => claimedDelivery(row, input.leaseUntil));
+}
+
+/**
+ * The claim's candidates: up to `limit` due deliveries in queue order, locked,
+ * skipping those of the `full` endpoints. Apart so that its plan can be tested.
+ */
+export function dueCandidatesQuery(input: { now: Date; limit: number; full: readonly string[] }) {
+  const { full } = input;
+  return sql`
+    select c.id, c.endpoint_id, c.next_attempt_at, c.event_seq
+    from (
+      select d.id, d.endpoint_id, d.payment_id, d.event_seq, d.next_attempt_at
+      from webhook_deliveries d
+      where d.state = 'pending'
+        and d.next_attempt_at <= ${input.now}
+        and (d.locked_until is null or d.locked_until < ${input.now})
+        ${full.length > 0 ? sql`and d.endpoint_id not in (${sql.join(full)})` : sql``}
+      order by d.next_attempt_at, d.event_seq
+      offset 0
+    ) c
+    where exists (select 1 from webhook_endpoints e where e.id = c.endpoint_id and e.enabled offset 0)
+      and not exists (
+        select 1 from webhook_deliveries earlier
+        where earlier.endpoint_id = c.endpoint_id
+          and earlier.payment_id = c.payment_id
+          and earlier.state in ('pending', 'paused')
+          and earlier.event_seq < c.event_seq
+        offset 0
+      )
+    limit ${input.limit}
+    for update of c skip locked
+  `;
 }
 
 function claimedDelivery(row: ClaimedRow, leaseUntil: Date): ClaimedDelivery {

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import type { Storage } from '../../storage/database.ts';
+import { inTransaction } from '../../storage/database.ts';
+import { openTestStorage } from '../../testing/harness.ts';
+import { appendEvents } from '../events.ts';
+import { createMerchant } from '../merchants.ts';
+import { dueCandidatesQuery } from './delivery-queue.ts';
+import { putWebhookSettings } from './endpoints.ts';
+
+const master = { key: Buffer.alloc(32, 7) };
+const backlog = 3_000;
+const batch = 20;
+
+type PlanNode = { 'Node Type': string; 'Relation Name'?: string; Alias?: string; 'Actual Rows': number; 'Actual Loops': number; Plans?: PlanNode[] };
+
+function nodes(node: PlanNode): PlanNode[] {
+  return [node, ...(node.Plans ?? []).flatMap(nodes)];
+}
+
+describe("a claim's candidates", () => {
+  let storage: Storage;
+
+  /** The executed plan of one claim's candidates, rolled back so that nothing stays locked. */
+  async function claimPlan(): Promise<PlanNode[]> {
+    const rolledBack = new Error('rolled back');
+    let plan: PlanNode[] = [];
+    await inTransaction(storage.db, async (trx) => {
+      const { rows } = await sql<{ 'QUERY PLAN': unknown }>`explain (analyze, format json) ${dueCandidatesQuery({ now: new Date(), limit: batch, full: [] })}`.execute(trx);
+      const document = rows[0]!['QUERY PLAN'];
+      const [{ Plan }] = (typeof document === 'string' ? JSON.parse(document) : document) as [{ Plan: PlanNode }];
+      plan = nodes(Plan);
+      throw rolledBack;
+    }).catch((error: unknown) => {
+      if (error !== rolledBack) throw error;
+    });
+    return plan;
+  }
+
+  before(async () => {
+    storage = await openTestStorage();
+    const { merchant } = await createMerchant(storage.db, master, { name: 'Backlog' });
+    await putWebhookSettings(storage.db, master, { merchantId: merchant.id, policy: 'any', url: 'http://127.0.0.1:9/hooks', enabled: true });
+    const at = new Date(Date.now() - 60_000);
+    // Two events per payment, so every second delivery waits behind its payment's first.
+    const events = (first: number) =>
+      Array.from({ length: backlog }, (_, index) => ({ merchantId: merchant.id, paymentId: first + Math.floor(index / 2), type: 'payment.created', data: { index }, at }));
+    // Note: the statistics are taken while nothing waits (a backlog delivered), as on a server where no ANALYZE ran since the next one built up.
+    await inTransaction(storage.db, (trx) => appendEvents(trx, events(1)));
+    await sql`update webhook_deliveries set state = 'succeeded', completed_at = now()`.execute(storage.db);
+    await sql`analyze webhook_deliveries`.execute(storage.db);
+    await inTransaction(storage.db, (trx) => appendEvents(trx, events(1 + backlog)));
+  });
+  after(() => storage.close());
+
+  it('check each one for an earlier waiting delivery of its payment with one probe, even on statistics of an empty queue', async () => {
+    const plan = await claimPlan();
+    const earlier = plan.filter((node) => node.Alias === 'earlier');
+    assert.ok(earlier.length > 0, JSON.stringify(plan));
+    // A join here would scan the whole waiting backlog for every candidate.
+    for (const node of earlier) assert.ok(node['Actual Rows'] <= 1, `${node['Node Type']} read ${node['Actual Rows']} rows per loop`);
+    const claimed = plan[0]!;
+    assert.equal(claimed['Actual Rows'], batch);
+  });
+
+  it('read only the head of the queue once the statistics know the backlog', async () => {
+    await sql`analyze webhook_deliveries`.execute(storage.db);
+    const plan = await claimPlan();
+    const read = plan.filter((node) => node.Alias === 'd');
+    assert.ok(read.length > 0, JSON.stringify(plan));
+    // Every second delivery waits behind its payment's first, so about twice the batch is read; never the backlog.
+    for (const node of read) assert.ok(node['Actual Rows'] * node['Actual Loops'] <= 4 * batch, `${node['Node Type']} read ${node['Actual Rows']} of ${backlog} due deliveries`);
+    assert.equal(plan.filter((node) => node['Node Type'] === 'Sort').length, 0, JSON.stringify(plan));
+  });
+});
