@@ -13,7 +13,7 @@ const master = { key: Buffer.alloc(32, 7) };
 const backlog = 3_000;
 const batch = 20;
 
-type PlanNode = { 'Node Type': string; 'Relation Name'?: string; Alias?: string; 'Actual Rows': number; 'Actual Loops': number; Plans?: PlanNode[] };
+type PlanNode = { 'Node Type': string; Alias?: string; 'Actual Rows': number; 'Actual Loops': number; Plans?: PlanNode[] };
 
 function nodes(node: PlanNode): PlanNode[] {
   return [node, ...(node.Plans ?? []).flatMap(nodes)];

@@ -177,18 +177,6 @@ type ClaimedRow = {
  * candidates are locked (`FOR UPDATE SKIP LOCKED`), ranked per endpoint, cut
  * to each endpoint's room, leased, and returned joined with what the attempt
  * needs. Candidates cut off are unlocked when the statement ends.
- *
- * Note: the due rows come in queue order from the due index, which holds that
- * order, and are read only until the batch is full; the checks that the
- * endpoint is on and that no earlier delivery of the same payment is waiting
- * run on them in that order, one index probe each. Each `offset 0` keeps a
- * check where it is: the check joined to the queue was planned from
- * statistics that may date from before a backlog built up (a fresh table, or
- * no ANALYZE since), and with an empty queue on record PostgreSQL ran the
- * earlier-delivery check as a scan of every waiting delivery per candidate,
- * 500 ms for a claim of 128 from 10,000 (30-45 ms now); the one on the
- * endpoint, as a hash join, made every claim read and sort every due row
- * (8 of the 10 ms of that claim, with fresh statistics; 2-3 ms now).
  */
 export async function claimDueDeliveries(
   db: Db,
@@ -229,17 +217,28 @@ export async function claimDueDeliveries(
 /**
  * The claim's candidates: up to `limit` due deliveries in queue order, locked,
  * skipping those of the `full` endpoints. Apart so that its plan can be tested.
+ *
+ * Note: the due rows come in queue order from the due index, which holds that
+ * order, and are read only until the batch is full; the checks that the
+ * endpoint is on and that no earlier delivery of the same payment is waiting
+ * run on them in that order, one index probe each. Each `offset 0` keeps a
+ * check where it is: the check joined to the queue was planned from
+ * statistics that may date from before a backlog built up (a fresh table, or
+ * no ANALYZE since), and with an empty queue on record PostgreSQL ran the
+ * earlier-delivery check as a scan of every waiting delivery per candidate,
+ * 500 ms for a claim of 128 from 10,000 (30-45 ms now); the one on the
+ * endpoint, as a hash join, made every claim read and sort every due row
+ * (8 of the 10 ms of that claim, with fresh statistics; 2-3 ms now).
  */
-export function dueCandidatesQuery(input: { now: Date; limit: number; full: readonly string[] }) {
-  const { full } = input;
+export function dueCandidatesQuery({ now, limit, full }: { now: Date; limit: number; full: readonly string[] }) {
   return sql`
     select c.id, c.endpoint_id, c.next_attempt_at, c.event_seq
     from (
       select d.id, d.endpoint_id, d.payment_id, d.event_seq, d.next_attempt_at
       from webhook_deliveries d
       where d.state = 'pending'
-        and d.next_attempt_at <= ${input.now}
-        and (d.locked_until is null or d.locked_until < ${input.now})
+        and d.next_attempt_at <= ${now}
+        and (d.locked_until is null or d.locked_until < ${now})
         ${full.length > 0 ? sql`and d.endpoint_id not in (${sql.join(full)})` : sql``}
       order by d.next_attempt_at, d.event_seq
       offset 0
@@ -253,7 +252,7 @@ export function dueCandidatesQuery(input: { now: Date; limit: number; full: read
           and earlier.event_seq < c.event_seq
         offset 0
       )
-    limit ${input.limit}
+    limit ${limit}
     for update of c skip locked
   `;
 }
