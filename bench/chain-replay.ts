@@ -40,8 +40,10 @@ try {
     if (rows.length !== setSize) throw new Error(`expected ${setSize} payments in set ${set}, found ${rows.length}: is this a kept chain benchmark database?`);
     const ids = rows.map((row) => row.id);
     await sql`delete from chain_transfers where payment_id = any(${ids}::bigint[])`.execute(db);
+    // Note: the expiry in milliseconds, as the gateway writes it. (With now()'s microseconds, every
+    // replayed block's payments update used to be a change of the expiry index's column: never HOT.)
     await sql`
-      update payments set status = 'pending', settlement = 'awaiting_payment', amount_paid = 0, amount_detected = 0, expires_at = now() + interval '1 day'
+      update payments set status = 'pending', settlement = 'awaiting_payment', amount_paid = 0, amount_detected = 0, expires_at = date_trunc('milliseconds', now() + interval '1 day')
       where id = any(${ids}::bigint[])
     `.execute(db);
     // Note: the server may run without autovacuum; each block's reset would otherwise pile up dead rows.

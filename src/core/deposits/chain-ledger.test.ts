@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
-import type { Storage } from '../../storage/database.ts';
+import { inTransaction, type Storage } from '../../storage/database.ts';
 import { openTestStorage } from '../../testing/harness.ts';
 import { createMerchant } from '../merchants.ts';
 import { initCursor, recordBlocks, watchedAddresses, watchedAddressesQuery } from './chain-ledger.ts';
+import { settlePayments } from './settlement.ts';
 
 const master = { key: Buffer.alloc(32, 7) };
 /** Watched on both chains, as the same seed derives it on every EVM chain. */
@@ -101,5 +102,50 @@ describe('settling a block that pays thousands of payments', () => {
       events.map((event) => Number(event.payment_id)),
       paymentIds,
     );
+  });
+});
+
+describe("a block's detections", () => {
+  const chain = 'ledger-in-place';
+  const count = 1_000;
+  let storage: Storage;
+  let paymentIds: number[];
+  before(async () => {
+    storage = await openTestStorage();
+    const merchantId = (await createMerchant(storage.db, master, { name: 'In place' })).merchant.id;
+    // Note: made together, as a block's payments mostly are, so they share pages; the expiry in
+    // microseconds, which a JavaScript Date cannot hold and the settling update must leave as it is.
+    const { rows } = await sql<{ id: number }>`
+      insert into payments (transaction_id, merchant_id, type, method, status, amount, currency, currency_decimals,
+        crypto_amount, crypto_currency, crypto_network, crypto_decimals, chain, address, expires_at, required_confirmations, settlement)
+      select 'pay_ledgerinplace' || lpad(n::text, 6, '0'), ${merchantId}, 'deposit', 'crypto', 'pending', 1000, 'USD', 2,
+        10000000, 'USDT', 'ERC20', 6, ${chain}, '0x' || lpad(to_hex(n), 40, '0'), date_trunc('second', now()) + interval '1 hour 0.123456 seconds', 2, 'awaiting_payment'
+      from generate_series(1, ${count}) as n
+      returning id
+    `.execute(storage.db);
+    paymentIds = rows.map((row) => Number(row.id));
+  });
+  after(() => storage.close());
+
+  it("update their payments in place: each stays on its page, writing no index entry, and keeps its expiry", async () => {
+    const before = await sql<{ expires_at: string }>`select expires_at::text from payments where id = any(${paymentIds}::bigint[]) order by id`.execute(storage.db);
+    const updates = await inTransaction(storage.db, async (trx) => {
+      await sql`
+        insert into chain_transfers (chain, tx_hash, log_index, block_number, block_hash, to_address, asset, amount, payment_id, state, confirmations, created_at, updated_at)
+        select ${chain}, '0xtx', p.n::int, 101, '0xblock', '0x' || lpad(to_hex(p.n::int), 40, '0'), 'USDT', 10000000, p.id, 'detected', 1, now(), now()
+        from unnest(${paymentIds}::bigint[]) with ordinality as p(id, n)
+      `.execute(trx);
+      await settlePayments(trx, paymentIds, new Date());
+      // Note: this transaction's own counts of row versions written, HOT (on the row's page, no index entry) or not.
+      const { rows } = await sql<{ updated: number; hot: number }>`
+        select n_tup_upd::int as updated, n_tup_hot_upd::int as hot from pg_stat_xact_user_tables where relname = 'payments'
+      `.execute(trx);
+      return rows[0]!;
+    });
+    assert.equal(updates.updated, count);
+    assert.equal(updates.hot, count, `${updates.hot} of ${count} updates were HOT`);
+    const settled = await sql<{ settlement: string; expires_at: string }>`select settlement, expires_at::text from payments where id = any(${paymentIds}::bigint[]) order by id`.execute(storage.db);
+    assert.deepEqual(new Set(settled.rows.map((row) => row.settlement)), new Set(['detected']));
+    assert.deepEqual(settled.rows.map((row) => row.expires_at), before.rows.map((row) => row.expires_at));
   });
 });

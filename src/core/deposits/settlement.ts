@@ -52,17 +52,20 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
   }
   if (decisions.length === 0) return;
 
+  // Note: the expiry is written only when the decision moves it (a reversal's fresh window); left
+  // alone, an update that changes no indexed column can stay on the payment's page (migration 0012).
   await sql`${sql.raw(preparedStatementMark('settle_payments'))}
     update payments p
-    set amount_paid = v.paid, amount_detected = v.detected, settlement = v.settlement, status = v.status, expires_at = v.expires_at, updated_at = ${now}
+    set amount_paid = v.paid, amount_detected = v.detected, settlement = v.settlement, status = v.status,
+      expires_at = coalesce(v.moved_expires_at, p.expires_at), updated_at = ${now}
     from unnest(
       ${sql.val(decisions.map((d) => d.payment.id))}::bigint[],
       ${sql.val(decisions.map((d) => d.paid.toString()))}::numeric[],
       ${sql.val(decisions.map((d) => d.detected.toString()))}::numeric[],
       ${sql.val(decisions.map((d) => d.settlement))}::text[],
       ${sql.val(decisions.map((d) => d.status))}::text[],
-      ${sql.val(decisions.map((d) => d.expiresAt?.toISOString() ?? null))}::timestamptz[]
-    ) as v(id, paid, detected, settlement, status, expires_at)
+      ${sql.val(decisions.map((d) => (d.expiresAt === d.payment.deposit?.expiresAt ? null : (d.expiresAt?.toISOString() ?? null))))}::timestamptz[]
+    ) as v(id, paid, detected, settlement, status, moved_expires_at)
     where p.id = v.id
   `.execute(trx);
   const events: NewEvent[] = [];

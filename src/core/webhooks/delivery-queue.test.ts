@@ -6,7 +6,7 @@ import { inTransaction } from '../../storage/database.ts';
 import { openTestStorage } from '../../testing/harness.ts';
 import { appendEvents } from '../events.ts';
 import { createMerchant } from '../merchants.ts';
-import { dueCandidatesQuery } from './delivery-queue.ts';
+import { claimDueDeliveries, dueCandidatesQuery } from './delivery-queue.ts';
 import { putWebhookSettings } from './endpoints.ts';
 
 const master = { key: Buffer.alloc(32, 7) };
@@ -72,5 +72,33 @@ describe("a claim's candidates", () => {
     // Every second delivery waits behind its payment's first, so about twice the batch is read; never the backlog.
     for (const node of read) assert.ok(node['Actual Rows'] * node['Actual Loops'] <= 4 * batch, `${node['Node Type']} read ${node['Actual Rows']} of ${backlog} due deliveries`);
     assert.equal(plan.filter((node) => node['Node Type'] === 'Sort').length, 0, JSON.stringify(plan));
+  });
+});
+
+describe("a claim's leases", () => {
+  let storage: Storage;
+  before(async () => {
+    storage = await openTestStorage();
+    const { merchant } = await createMerchant(storage.db, master, { name: 'Leases' });
+    await putWebhookSettings(storage.db, master, { merchantId: merchant.id, policy: 'any', url: 'http://127.0.0.1:9/hooks', enabled: true });
+    const at = new Date(Date.now() - 60_000);
+    await inTransaction(storage.db, (trx) =>
+      appendEvents(trx, Array.from({ length: 1_000 }, (_, index) => ({ merchantId: merchant.id, paymentId: index + 1, type: 'payment.created', data: { index }, at }))),
+    );
+  });
+  after(() => storage.close());
+
+  it('stay on their deliveries\' pages, writing no index entry', async () => {
+    const now = new Date();
+    const { claimed, updates } = await inTransaction(storage.db, async (trx) => {
+      const claimed = await claimDueDeliveries(trx, { now, limit: 128, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 1_000 });
+      // Note: this transaction's own counts of row versions written, HOT (on the row's page, no index entry) or not.
+      const { rows } = await sql<{ updated: number; hot: number }>`
+        select n_tup_upd::int as updated, n_tup_hot_upd::int as hot from pg_stat_xact_user_tables where relname = 'webhook_deliveries'
+      `.execute(trx);
+      return { claimed, updates: rows[0]! };
+    });
+    assert.equal(claimed.length, 128);
+    assert.deepEqual(updates, { updated: 128, hot: 128 });
   });
 });
