@@ -88,7 +88,7 @@ describe("a claim's leases", () => {
   });
   after(() => storage.close());
 
-  it('stay on their deliveries\' pages, writing no index entry', async () => {
+  it("stay on their deliveries' pages, writing no index entry", async () => {
     const now = new Date();
     const { claimed, updates } = await inTransaction(storage.db, async (trx) => {
       const claimed = await claimDueDeliveries(trx, { now, limit: 128, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 1_000 });
