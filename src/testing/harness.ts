@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import pg from 'pg';
 import { createGateway, type Gateway } from '../gateway.ts';
 import { loadConfig } from '../internal/config.ts';
 import { createLogger } from '../internal/logger.ts';
-import { createStorage, type Storage } from '../storage/database.ts';
+import { createStorage, type Storage, type Transaction } from '../storage/database.ts';
 import { migrateToLatest } from '../storage/migrations/index.ts';
 
 /**
@@ -126,6 +127,18 @@ export async function openTestStorage(): Promise<Storage> {
   const storage = await createStorage(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : { dataDir: 'memory://' });
   await migrateToLatest(storage.db);
   return storage;
+}
+
+/**
+ * How many row versions this transaction has written to `table` by updates so
+ * far, and how many of them were HOT: kept on their row's page, writing no
+ * index entry.
+ */
+export async function updatesInTransaction(trx: Transaction, table: string): Promise<{ updated: number; hot: number }> {
+  const { rows } = await sql<{ updated: number; hot: number }>`
+    select n_tup_upd::int as updated, n_tup_hot_upd::int as hot from pg_stat_xact_user_tables where relname = ${table}
+  `.execute(trx);
+  return rows[0]!;
 }
 
 /**

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import { inTransaction, type Storage } from '../../storage/database.ts';
-import { openTestStorage } from '../../testing/harness.ts';
+import { openTestStorage, updatesInTransaction } from '../../testing/harness.ts';
 import { createMerchant } from '../merchants.ts';
 import { initCursor, recordBlocks, watchedAddresses, watchedAddressesQuery } from './chain-ledger.ts';
 import { settlePayments } from './settlement.ts';
@@ -13,6 +13,26 @@ const shared = '0x1111111111111111111111111111111111111111';
 /** Watched on `ethereum` only. */
 const ethereumOnly = '0x2222222222222222222222222222222222222222';
 const unknown = '0x3333333333333333333333333333333333333333';
+
+/**
+ * Inserts `count` open USDT deposits of 10.000000 each on `chain`, addressed
+ * 0x…1, 0x…2 and so on; returns their ids. Written in SQL, as the chain
+ * benchmark copies its payments.
+ */
+async function insertOpenDeposits(
+  storage: Storage,
+  input: { merchantId: number; chain: string; prefix: string; count: number; expiresAt: RawBuilder<unknown> },
+): Promise<number[]> {
+  const { rows } = await sql<{ id: number }>`
+    insert into payments (transaction_id, merchant_id, type, method, status, amount, currency, currency_decimals,
+      crypto_amount, crypto_currency, crypto_network, crypto_decimals, chain, address, expires_at, required_confirmations, settlement)
+    select ${input.prefix} || lpad(n::text, 6, '0'), ${input.merchantId}, 'deposit', 'crypto', 'pending', 1000, 'USD', 2,
+      10000000, 'USDT', 'ERC20', 6, ${input.chain}, '0x' || lpad(to_hex(n), 40, '0'), ${input.expiresAt}, 2, 'awaiting_payment'
+    from generate_series(1, ${input.count}) as n
+    returning id
+  `.execute(storage.db);
+  return rows.map((row) => Number(row.id));
+}
 
 describe('the watched-address lookup', () => {
   let storage: Storage;
@@ -56,16 +76,7 @@ describe('settling a block that pays thousands of payments', () => {
   before(async () => {
     storage = await openTestStorage();
     merchantId = (await createMerchant(storage.db, master, { name: 'Busy block' })).merchant.id;
-    // Note: written in SQL, as the chain benchmark copies its payments: 2,500 open USDT deposits of 10.000000 each.
-    const { rows } = await sql<{ id: number }>`
-      insert into payments (transaction_id, merchant_id, type, method, status, amount, currency, currency_decimals,
-        crypto_amount, crypto_currency, crypto_network, crypto_decimals, chain, address, expires_at, required_confirmations, settlement)
-      select 'pay_ledgerbusy' || lpad(n::text, 6, '0'), ${merchantId}, 'deposit', 'crypto', 'pending', 1000, 'USD', 2,
-        10000000, 'USDT', 'ERC20', 6, ${chain}, '0x' || lpad(to_hex(n), 40, '0'), now() + interval '1 hour', 2, 'awaiting_payment'
-      from generate_series(1, ${count}) as n
-      returning id
-    `.execute(storage.db);
-    paymentIds = rows.map((row) => Number(row.id)).sort((a, b) => a - b);
+    paymentIds = (await insertOpenDeposits(storage, { merchantId, chain, prefix: 'pay_ledgerbusy', count, expiresAt: sql`now() + interval '1 hour'` })).sort((a, b) => a - b);
     await initCursor(storage.db, chain, { number: 100, hash: '0xparent', parentHash: '0xgrandparent' });
   });
   after(() => storage.close());
@@ -115,15 +126,13 @@ describe("a block's detections", () => {
     const merchantId = (await createMerchant(storage.db, master, { name: 'In place' })).merchant.id;
     // Note: made together, as a block's payments mostly are, so they share pages; the expiry in
     // microseconds, which a JavaScript Date cannot hold and the settling update must leave as it is.
-    const { rows } = await sql<{ id: number }>`
-      insert into payments (transaction_id, merchant_id, type, method, status, amount, currency, currency_decimals,
-        crypto_amount, crypto_currency, crypto_network, crypto_decimals, chain, address, expires_at, required_confirmations, settlement)
-      select 'pay_ledgerinplace' || lpad(n::text, 6, '0'), ${merchantId}, 'deposit', 'crypto', 'pending', 1000, 'USD', 2,
-        10000000, 'USDT', 'ERC20', 6, ${chain}, '0x' || lpad(to_hex(n), 40, '0'), date_trunc('second', now()) + interval '1 hour 0.123456 seconds', 2, 'awaiting_payment'
-      from generate_series(1, ${count}) as n
-      returning id
-    `.execute(storage.db);
-    paymentIds = rows.map((row) => Number(row.id));
+    paymentIds = await insertOpenDeposits(storage, {
+      merchantId,
+      chain,
+      prefix: 'pay_ledgerinplace',
+      count,
+      expiresAt: sql`date_trunc('second', now()) + interval '1 hour 0.123456 seconds'`,
+    });
   });
   after(() => storage.close());
 
@@ -136,11 +145,7 @@ describe("a block's detections", () => {
         from unnest(${paymentIds}::bigint[]) with ordinality as p(id, n)
       `.execute(trx);
       await settlePayments(trx, paymentIds, new Date());
-      // Note: this transaction's own counts of row versions written, HOT (on the row's page, no index entry) or not.
-      const { rows } = await sql<{ updated: number; hot: number }>`
-        select n_tup_upd::int as updated, n_tup_hot_upd::int as hot from pg_stat_xact_user_tables where relname = 'payments'
-      `.execute(trx);
-      return rows[0]!;
+      return updatesInTransaction(trx, 'payments');
     });
     assert.equal(updates.updated, count);
     assert.equal(updates.hot, count, `${updates.hot} of ${count} updates were HOT`);

@@ -52,8 +52,8 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
   }
   if (decisions.length === 0) return;
 
-  // Note: the expiry is written only when the decision moves it (a reversal's fresh window); left
-  // alone, an update that changes no indexed column can stay on the payment's page (migration 0012).
+  // Note: the expiry is written only when the decision moves it; left alone, an update that changes
+  // no indexed column can stay on the payment's page (migration 0012).
   await sql`${sql.raw(preparedStatementMark('settle_payments'))}
     update payments p
     set amount_paid = v.paid, amount_detected = v.detected, settlement = v.settlement, status = v.status,
@@ -64,7 +64,7 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
       ${sql.val(decisions.map((d) => d.detected.toString()))}::numeric[],
       ${sql.val(decisions.map((d) => d.settlement))}::text[],
       ${sql.val(decisions.map((d) => d.status))}::text[],
-      ${sql.val(decisions.map((d) => (d.expiresAt === d.payment.deposit?.expiresAt ? null : (d.expiresAt?.toISOString() ?? null))))}::timestamptz[]
+      ${sql.val(decisions.map((d) => d.movedExpiresAt?.toISOString() ?? null))}::timestamptz[]
     ) as v(id, paid, detected, settlement, status, moved_expires_at)
     where p.id = v.id
   `.execute(trx);
@@ -87,7 +87,8 @@ type Decision = {
   detected: bigint;
   settlement: Settlement;
   status: PaymentStatus;
-  expiresAt: Date | null;
+  /** The new expiry, when the decision moves it (a reversal's fresh window); else the payment keeps its own. */
+  movedExpiresAt: Date | undefined;
   /** The transactions of the transfers that count for the payment, oldest first. */
   txHashes: string[];
   events: Array<{ type: string; extra: Record<string, unknown> }>;
@@ -102,7 +103,7 @@ function settled(decision: Decision, now: Date): Payment {
     amountPaid: decision.paid,
     amountDetected: decision.detected,
     settlement: decision.settlement,
-    deposit: payment.deposit && { ...payment.deposit, expiresAt: decision.expiresAt },
+    deposit: payment.deposit && { ...payment.deposit, expiresAt: decision.movedExpiresAt ?? payment.deposit.expiresAt },
     updatedAt: now,
   };
 }
@@ -128,7 +129,7 @@ function decide(payment: Payment, totals: { paid: bigint; detected: bigint; txHa
     detected,
     settlement,
     status: payment.status,
-    expiresAt: payment.deposit.expiresAt,
+    movedExpiresAt: undefined,
     txHashes: totals.txHashes,
     events: [],
   };
@@ -138,7 +139,7 @@ function decide(payment: Payment, totals: { paid: bigint; detected: bigint; txHa
     // Note: the customer paid in time; the payment gets a fresh window for the
     // transfer to be mined again instead of expiring at once.
     const window = payment.deposit.expiresAt ? payment.deposit.expiresAt.getTime() - payment.createdAt.getTime() : 0;
-    decision.expiresAt = payment.deposit.expiresAt && new Date(Math.max(payment.deposit.expiresAt.getTime(), now.getTime() + window));
+    if (payment.deposit.expiresAt) decision.movedExpiresAt = new Date(Math.max(payment.deposit.expiresAt.getTime(), now.getTime() + window));
     decision.status = 'pending';
     // Note: the status change is announced as every one is (payment.<status>), and the reorg by name.
     const reason = 'a paying transfer was removed by a chain reorganization';

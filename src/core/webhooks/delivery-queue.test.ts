@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import type { Storage } from '../../storage/database.ts';
 import { inTransaction } from '../../storage/database.ts';
-import { openTestStorage } from '../../testing/harness.ts';
+import { openTestStorage, updatesInTransaction } from '../../testing/harness.ts';
 import { appendEvents } from '../events.ts';
 import { createMerchant } from '../merchants.ts';
 import { claimDueDeliveries, dueCandidatesQuery } from './delivery-queue.ts';
@@ -92,11 +92,7 @@ describe("a claim's leases", () => {
     const now = new Date();
     const { claimed, updates } = await inTransaction(storage.db, async (trx) => {
       const claimed = await claimDueDeliveries(trx, { now, limit: 128, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 1_000 });
-      // Note: this transaction's own counts of row versions written, HOT (on the row's page, no index entry) or not.
-      const { rows } = await sql<{ updated: number; hot: number }>`
-        select n_tup_upd::int as updated, n_tup_hot_upd::int as hot from pg_stat_xact_user_tables where relname = 'webhook_deliveries'
-      `.execute(trx);
-      return { claimed, updates: rows[0]! };
+      return { claimed, updates: await updatesInTransaction(trx, 'webhook_deliveries') };
     });
     assert.equal(claimed.length, 128);
     assert.deepEqual(updates, { updated: 128, hot: 128 });
