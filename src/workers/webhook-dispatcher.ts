@@ -183,15 +183,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
    * answers' turn, and each costs less to send (on a 2-core machine, a
    * sender's CPU per request beyond its own work: about 48 µs against 64).
    */
-  let launchScheduled = false;
-  function scheduleLaunch() {
-    if (launchScheduled) return;
-    launchScheduled = true;
-    setImmediate(() => {
-      launchScheduled = false;
-      launchReady();
-    });
-  }
+  const scheduleLaunch = onceNextTurn(launchReady);
 
   /** Sends ready deliveries, in claim order, while there are slots for them; gives back those whose lease is too short now. */
   function launchReady() {
@@ -342,7 +334,6 @@ const recordBatchLimit = 500;
 function createAttemptRecorder(db: Db): { record(attempt: SettledAttempt): Promise<void> } {
   const queue: PendingRecord[] = [];
   let writing = false;
-  let scheduled = false;
 
   async function write(batch: PendingRecord[]): Promise<void> {
     try {
@@ -360,21 +351,28 @@ function createAttemptRecorder(db: Db): { record(attempt: SettledAttempt): Promi
     writing = false;
   }
 
-  function scheduleDrain() {
-    if (scheduled || writing) return;
-    scheduled = true;
-    setImmediate(() => {
-      scheduled = false;
-      if (!writing) void drain();
-    });
-  }
+  // Note: only this starts a writer, and only while none writes; one that writes takes what comes in meanwhile.
+  const scheduleDrain = onceNextTurn(() => void drain());
 
   return {
     record(attempt) {
       return new Promise<void>((resolve, reject) => {
         queue.push({ attempt, resolve, reject });
-        scheduleDrain();
+        if (!writing) scheduleDrain();
       });
     },
+  };
+}
+
+/** Returns a function that runs `run` at the start of the next turn of the event loop, once however often it is called in this one. */
+function onceNextTurn(run: () => void): () => void {
+  let scheduled = false;
+  return () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      run();
+    });
   };
 }
