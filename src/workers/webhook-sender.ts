@@ -54,10 +54,10 @@ function attemptOutcome(url: string, startedAt: Date, started: number, statusCod
  * @dev A class rather than closures, because this runs once per webhook:
  * the gateway runs its TypeScript through tsx, whose esbuild transform keeps
  * function names by wrapping every named closure in a `__name` call each time
- * it is created. The closures' version cost the sender about 20 µs of CPU
- * more per request than this one (85 against 64, the best of twelve runs of
+ * it is created. The closures' version cost the sender about 16 µs of CPU
+ * more per request than this one (81 against 65, the best of twenty runs of
  * 8,000 requests to a local receiver, 64 in flight); a plain `node:http`
- * POST takes about 55.
+ * POST with the same listeners takes about 63 (docs/benchmarks.md).
  */
 class WebhookExchange {
   private settled = false;
