@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
-import type { Storage } from '../../storage/database.ts';
-import { inTransaction } from '../../storage/database.ts';
-import { openTestStorage, updatesInTransaction } from '../../testing/harness.ts';
+import { createStorage, inTransaction, type Storage } from '../../storage/database.ts';
+import { migrateToLatest } from '../../storage/migrations/index.ts';
+import { createTestDatabase, openTestStorage, updatesInTransaction } from '../../testing/harness.ts';
 import { appendEvents } from '../events.ts';
 import { createMerchant } from '../merchants.ts';
 import { claimDueDeliveries, dueCandidatesQuery } from './delivery-queue.ts';
@@ -96,5 +96,45 @@ describe("a claim's leases", () => {
     });
     assert.equal(claimed.length, 128);
     assert.deepEqual(updates, { updated: 128, hot: 128 });
+  });
+});
+
+describe("a claim's deliveries", () => {
+  let storage: Storage;
+  // Note: on PostgreSQL a database of its own, so that the claim takes only this test's deliveries.
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  after(async () => {
+    await storage.close();
+    await database?.drop();
+  });
+
+  it("each carry their own endpoint's row, also when a claim takes several endpoints' deliveries in turn", async () => {
+    database = await createTestDatabase();
+    storage = database ? await createStorage({ databaseUrl: database.url }) : await openTestStorage();
+    await migrateToLatest(storage.db);
+    const merchants: Array<{ id: number; name: string }> = [];
+    for (const name of ['First', 'Second', 'Third']) {
+      const { merchant } = await createMerchant(storage.db, master, { name });
+      await putWebhookSettings(storage.db, master, { merchantId: merchant.id, policy: 'any', url: `http://127.0.0.1:9/${name}`, enabled: true });
+      merchants.push(merchant);
+    }
+    const at = new Date(Date.now() - 60_000);
+    await inTransaction(storage.db, (trx) =>
+      appendEvents(
+        trx,
+        Array.from({ length: 30 }, (_, index) => ({ merchantId: merchants[index % 3]!.id, paymentId: index + 1, type: 'payment.created', data: { index }, at })),
+      ),
+    );
+    const now = new Date();
+    const claimed = await claimDueDeliveries(storage.db, { now, limit: 30, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 100 });
+    assert.equal(claimed.length, 30);
+    for (const delivery of claimed) {
+      const merchant = merchants.find((candidate) => candidate.id === delivery.merchantId)!;
+      assert.equal(delivery.endpoint.id, delivery.endpointId);
+      assert.equal(delivery.endpoint.merchant_id, merchant.id);
+      assert.equal(delivery.endpoint.url, `http://127.0.0.1:9/${merchant.name}`);
+      assert.ok(delivery.endpoint.secret_sealed.length > 0);
+    }
+    assert.equal(new Set(claimed.map((delivery) => delivery.endpointId)).size, 3);
   });
 });

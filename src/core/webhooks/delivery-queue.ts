@@ -136,7 +136,7 @@ export type ClaimedDelivery = {
   leaseUntil: Date;
   /** The event as stored, for the request body. */
   event: { id: string; type: string; data: unknown; createdAt: Date };
-  /** The endpoint's row as it was at the claim, for its URL and secrets. */
+  /** The endpoint's row as it was at the claim, for its URL and secrets (one object for all of a claim's deliveries to it). */
   endpoint: Selectable<WebhookEndpointTable>;
 };
 
@@ -150,6 +150,10 @@ type ClaimedRow = {
   event_type: string;
   event_data: unknown;
   event_created_at: Date;
+} & (EndpointColumns | { [column in keyof EndpointColumns]: null });
+
+/** The claimed endpoint's row, on the first of its deliveries in a claim only. */
+type EndpointColumns = {
   endpoint_merchant_id: number;
   endpoint_url: string;
   endpoint_enabled: boolean;
@@ -176,7 +180,10 @@ type ClaimedRow = {
  * @dev One statement, so one round trip and one commit per batch: the
  * candidates are locked (`FOR UPDATE SKIP LOCKED`), ranked per endpoint, cut
  * to each endpoint's room, leased, and returned joined with what the attempt
- * needs. Candidates cut off are unlocked when the statement ends.
+ * needs. Candidates cut off are unlocked when the statement ends. A batch
+ * mostly goes to few endpoints, so each endpoint's row comes once, on the
+ * first of its deliveries: parsing its 14 columns again on every row was
+ * about a third of the driver's work for a claim.
  */
 export async function claimDueDeliveries(
   db: Db,
@@ -198,20 +205,38 @@ export async function claimDueDeliveries(
       from ranked r
       left join busy b on b.endpoint_id = r.endpoint_id
       where r.rank <= ${input.endpointLimit} - coalesce(b.used, 0)
+    ),
+    claimed as (
+      update webhook_deliveries d
+      set locked_until = ${input.leaseUntil}, attempts = d.attempts + 1
+      from accepted a, events ev
+      where d.id = a.id and ev.id = d.event_id
+      returning d.id, d.event_id, d.event_seq, d.merchant_id, d.endpoint_id, d.attempts,
+        ev.type as event_type, ev.data as event_data, ev.created_at as event_created_at
     )
-    update webhook_deliveries d
-    set locked_until = ${input.leaseUntil}, attempts = d.attempts + 1
-    from accepted a, events ev, webhook_endpoints e
-    where d.id = a.id and ev.id = d.event_id and e.id = d.endpoint_id
-    returning d.id, d.event_id, d.event_seq, d.merchant_id, d.endpoint_id, d.attempts,
-      ev.type as event_type, ev.data as event_data, ev.created_at as event_created_at,
+    select c.id, c.event_id, c.event_seq, c.merchant_id, c.endpoint_id, c.attempts, c.event_type, c.event_data, c.event_created_at,
       e.merchant_id as endpoint_merchant_id, e.url as endpoint_url, e.enabled as endpoint_enabled, e.event_types as endpoint_event_types,
       e.secret_sealed as endpoint_secret_sealed, e.previous_secret_sealed as endpoint_previous_secret_sealed,
       e.previous_secret_expires_at as endpoint_previous_secret_expires_at, e.created_at as endpoint_created_at, e.updated_at as endpoint_updated_at,
       e.payment_id as endpoint_payment_id, e.format as endpoint_format, e.signing_key_sealed as endpoint_signing_key_sealed, e.context as endpoint_context
+    from (select claimed.*, row_number() over (partition by endpoint_id) as nth from claimed) c
+    left join webhook_endpoints e on c.nth = 1 and e.id = c.endpoint_id
   `.execute(db);
-  // Note: RETURNING has no order; a batch is launched in event order.
-  return result.rows.sort((a, b) => a.event_seq - b.event_seq).map((row) => claimedDelivery(row, input.leaseUntil));
+  const endpoints = new Map<string, Selectable<WebhookEndpointTable>>();
+  for (const row of result.rows) if (row.endpoint_url !== null) endpoints.set(row.endpoint_id, endpointOfRow(row));
+  // Note: the rows have no order; a batch is launched in event order.
+  return result.rows
+    .sort((a, b) => a.event_seq - b.event_seq)
+    .map((row) => ({
+      id: row.id,
+      eventId: row.event_id,
+      merchantId: row.merchant_id,
+      endpointId: row.endpoint_id,
+      attempt: row.attempts,
+      leaseUntil: input.leaseUntil,
+      event: { id: row.event_id, type: row.event_type, data: row.event_data, createdAt: row.event_created_at },
+      endpoint: endpoints.get(row.endpoint_id)!,
+    }));
 }
 
 /**
@@ -257,31 +282,22 @@ export function dueCandidatesQuery({ now, limit, full }: { now: Date; limit: num
   `;
 }
 
-function claimedDelivery(row: ClaimedRow, leaseUntil: Date): ClaimedDelivery {
+function endpointOfRow(row: ClaimedRow & EndpointColumns): Selectable<WebhookEndpointTable> {
   return {
-    id: row.id,
-    eventId: row.event_id,
-    merchantId: row.merchant_id,
-    endpointId: row.endpoint_id,
-    attempt: row.attempts,
-    leaseUntil,
-    event: { id: row.event_id, type: row.event_type, data: row.event_data, createdAt: row.event_created_at },
-    endpoint: {
-      id: row.endpoint_id,
-      merchant_id: row.endpoint_merchant_id,
-      url: row.endpoint_url,
-      enabled: row.endpoint_enabled,
-      event_types: row.endpoint_event_types,
-      secret_sealed: row.endpoint_secret_sealed,
-      previous_secret_sealed: row.endpoint_previous_secret_sealed,
-      previous_secret_expires_at: row.endpoint_previous_secret_expires_at,
-      created_at: row.endpoint_created_at,
-      updated_at: row.endpoint_updated_at,
-      payment_id: row.endpoint_payment_id === null ? null : Number(row.endpoint_payment_id),
-      format: row.endpoint_format,
-      signing_key_sealed: row.endpoint_signing_key_sealed,
-      context: row.endpoint_context,
-    },
+    id: row.endpoint_id,
+    merchant_id: row.endpoint_merchant_id,
+    url: row.endpoint_url,
+    enabled: row.endpoint_enabled,
+    event_types: row.endpoint_event_types,
+    secret_sealed: row.endpoint_secret_sealed,
+    previous_secret_sealed: row.endpoint_previous_secret_sealed,
+    previous_secret_expires_at: row.endpoint_previous_secret_expires_at,
+    created_at: row.endpoint_created_at,
+    updated_at: row.endpoint_updated_at,
+    payment_id: row.endpoint_payment_id === null ? null : Number(row.endpoint_payment_id),
+    format: row.endpoint_format,
+    signing_key_sealed: row.endpoint_signing_key_sealed,
+    context: row.endpoint_context,
   };
 }
 
