@@ -200,7 +200,6 @@ export interface WebhookDeliveryTable {
 }
 
 export interface WebhookAttemptTable {
-  id: Generated<number>;
   delivery_id: string;
   attempt: number;
   url: string;
