@@ -146,6 +146,8 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     } finally {
       recording -= 1;
     }
+    // Note: the level is checked first, so that a busy dispatcher makes no log object per success it does not log.
+    if (outcome.succeeded && !logger.isLevelEnabled('debug')) return;
     const log = { delivery_id: delivery.id, event_id: delivery.eventId, attempt: delivery.attempt, status_code: outcome.statusCode, ms: Math.round(outcome.durationMs) };
     if (outcome.succeeded) logger.debug(log, 'webhook delivered');
     else logger.warn({ ...log, error: outcome.error, final: retryAt === undefined }, retryAt ? 'webhook attempt failed; will retry' : 'webhook delivery failed for good');

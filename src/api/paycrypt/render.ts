@@ -8,6 +8,17 @@ export function isoSeconds(date: Date): string {
   return `${date.toISOString().slice(0, 19)}Z`;
 }
 
+const isoMilliseconds = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/**
+ * `isoSeconds` of a time stored as text, as event snapshots hold times
+ * (`toISOString`). Such text is cut rather than parsed: a webhook body has two
+ * of them, and parsing and printing them again cost about 3 µs per body.
+ */
+export function isoSecondsOfText(text: string): string {
+  return isoMilliseconds.test(text) ? `${text.slice(0, 19)}Z` : isoSeconds(new Date(text));
+}
+
 /**
  * A payment as the PayCrypt v1 API shows it. Amounts are JSON numbers with
  * exact text: fiat with the currency's decimals (`100.00`), crypto trimmed

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { WebhookEndpoint } from '../../../core/webhooks/endpoints.ts';
 import { formatUnits } from '../../../internal/decimal.ts';
-import { isoSeconds } from '../render.ts';
+import { isoSeconds, isoSecondsOfText } from '../render.ts';
 
 /** The payment as a `payment.*` event stores it (see `paymentSnapshot`). */
 type PaymentSnapshot = {
@@ -58,8 +58,8 @@ export function renderPayCryptWebhookBody(event: StoredEvent): string {
       transaction_id: payment.transaction_id,
       client_reference: payment.client_reference,
       description: payment.description,
-      created_at: isoSeconds(new Date(payment.created_at)),
-      updated_at: isoSeconds(new Date(payment.updated_at)),
+      created_at: isoSecondsOfText(payment.created_at),
+      updated_at: isoSecondsOfText(payment.updated_at),
       amount_exact: amount,
       crypto_amount_exact: cryptoAmount,
       ...(payment.deposit && payment.crypto ? depositFields(payment) : {}),
