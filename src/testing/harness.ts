@@ -122,9 +122,12 @@ export async function startTestGateway(env: Record<string, string> = {}, options
   };
 }
 
-/** Migrated storage for core tests: PostgreSQL when `DATABASE_URL` is set, else in-memory PGlite. */
-export async function openTestStorage(): Promise<Storage> {
-  const storage = await createStorage(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : { dataDir: 'memory://' });
+/**
+ * Migrated storage for core tests: PostgreSQL at `databaseUrl` (by default
+ * `DATABASE_URL`) when there is one, else in-memory PGlite.
+ */
+export async function openTestStorage(databaseUrl = process.env.DATABASE_URL): Promise<Storage> {
+  const storage = await createStorage(databaseUrl ? { databaseUrl } : { dataDir: 'memory://' });
   await migrateToLatest(storage.db);
   return storage;
 }

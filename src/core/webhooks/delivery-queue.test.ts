@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
-import { createStorage, inTransaction, type Storage } from '../../storage/database.ts';
-import { migrateToLatest } from '../../storage/migrations/index.ts';
+import { inTransaction, type Storage } from '../../storage/database.ts';
 import { createTestDatabase, openTestStorage, updatesInTransaction } from '../../testing/harness.ts';
 import { appendEvents } from '../events.ts';
 import { createMerchant } from '../merchants.ts';
@@ -110,8 +109,7 @@ describe("a claim's deliveries", () => {
 
   it("each carry their own endpoint's row, also when a claim takes several endpoints' deliveries in turn", async () => {
     database = await createTestDatabase();
-    storage = database ? await createStorage({ databaseUrl: database.url }) : await openTestStorage();
-    await migrateToLatest(storage.db);
+    storage = await openTestStorage(database?.url);
     const merchants: Array<{ id: number; name: string }> = [];
     for (const name of ['First', 'Second', 'Third']) {
       const { merchant } = await createMerchant(storage.db, master, { name });
