@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { arrayLiteral } from '../../storage/array-literal.ts';
 import { type Db, preparedStatementMark, type Transaction } from '../../storage/database.ts';
 import { settlePayments } from './settlement.ts';
 
@@ -65,7 +66,7 @@ export async function watchedAddresses(db: Db, chain: string, addresses: readonl
 /** The lookup's statement, apart so that its plan can be tested. */
 export function watchedAddressesQuery(chain: string, addresses: readonly string[]) {
   return sql`select d.address, d.payment_id
-    from unnest(${sql.val([...addresses])}::text[]) as candidate(address)
+    from unnest(${arrayLiteral(addresses)}::text[]) as candidate(address)
     join deposit_addresses d on d.chain = ${chain} and d.address = candidate.address`;
 }
 
@@ -108,7 +109,7 @@ export async function recordBlocks(db: Db, input: { chain: string; blocks: reado
     await sql`${sql.raw(preparedStatementMark('record_chain_blocks'))}
       insert into chain_blocks (chain, number, hash, parent_hash)
       select ${chain}, b.number, b.hash, b.parent_hash
-      from unnest(${blocks.map((block) => block.number)}::bigint[], ${blocks.map((block) => block.hash)}::text[], ${blocks.map((block) => block.parentHash)}::text[]) as b(number, hash, parent_hash)
+      from unnest(${arrayLiteral(blocks.map((block) => block.number))}::bigint[], ${arrayLiteral(blocks.map((block) => block.hash))}::text[], ${arrayLiteral(blocks.map((block) => block.parentHash))}::text[]) as b(number, hash, parent_hash)
       on conflict (chain, number) do update set hash = excluded.hash, parent_hash = excluded.parent_hash
     `.execute(trx);
     await trx.deleteFrom('chain_blocks').where('chain', '=', chain).where('number', '<', last.number - input.reorgWindow).execute();
@@ -120,15 +121,15 @@ export async function recordBlocks(db: Db, input: { chain: string; blocks: reado
         insert into chain_transfers (chain, tx_hash, log_index, block_number, block_hash, from_address, to_address, asset, amount, payment_id, state, confirmations, created_at, updated_at)
         select ${chain}, t.tx_hash, t.log_index, t.block_number, t.block_hash, t.from_address, t.to_address, t.asset, t.amount, t.payment_id, 'detected', 1, ${now}, ${now}
         from unnest(
-          ${transfers.map(({ transfer }) => transfer.txHash)}::text[],
-          ${transfers.map(({ transfer }) => transfer.logIndex)}::integer[],
-          ${transfers.map(({ block }) => block.number)}::bigint[],
-          ${transfers.map(({ block }) => block.hash)}::text[],
-          ${transfers.map(({ transfer }) => transfer.from)}::text[],
-          ${transfers.map(({ transfer }) => transfer.to)}::text[],
-          ${transfers.map(({ transfer }) => transfer.asset)}::text[],
-          ${transfers.map(({ transfer }) => transfer.amount.toString())}::numeric[],
-          ${transfers.map(({ transfer }) => transfer.paymentId)}::bigint[]
+          ${arrayLiteral(transfers.map(({ transfer }) => transfer.txHash))}::text[],
+          ${arrayLiteral(transfers.map(({ transfer }) => transfer.logIndex))}::integer[],
+          ${arrayLiteral(transfers.map(({ block }) => block.number))}::bigint[],
+          ${arrayLiteral(transfers.map(({ block }) => block.hash))}::text[],
+          ${arrayLiteral(transfers.map(({ transfer }) => transfer.from))}::text[],
+          ${arrayLiteral(transfers.map(({ transfer }) => transfer.to))}::text[],
+          ${arrayLiteral(transfers.map(({ transfer }) => transfer.asset))}::text[],
+          ${arrayLiteral(transfers.map(({ transfer }) => transfer.amount))}::numeric[],
+          ${arrayLiteral(transfers.map(({ transfer }) => transfer.paymentId))}::bigint[]
         ) as t(tx_hash, log_index, block_number, block_hash, from_address, to_address, asset, amount, payment_id)
         on conflict (chain, tx_hash, log_index) do update
         set block_number = excluded.block_number, block_hash = excluded.block_hash, state = 'detected', confirmations = 1, updated_at = excluded.updated_at

@@ -1,4 +1,5 @@
 import { type Selectable, sql } from 'kysely';
+import { arrayLiteral } from '../../storage/array-literal.ts';
 import { preparedStatementMark, type Transaction } from '../../storage/database.ts';
 import type { PaymentTable, Settlement } from '../../storage/schema.ts';
 import { appendEvents, type NewEvent } from '../events.ts';
@@ -22,6 +23,7 @@ import { type Payment, type PaymentStatus, paymentFromRow, paymentSnapshot } fro
 export async function settlePayments(trx: Transaction, paymentIds: readonly number[], now: Date): Promise<void> {
   if (paymentIds.length === 0) return;
   const ids = [...new Set(paymentIds)].sort((a, b) => a - b);
+  const idList = arrayLiteral(ids);
   // Note: locked in id order, so two transactions settling overlapping sets cannot deadlock. The ids
   // travel as one array parameter (one statement text for any number of them) and are joined from
   // it, so each is an index probe, never a scan of the whole table. Each payment's transfer sums (of
@@ -30,12 +32,12 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
     preparedStatementMark('lock_settled_payments'),
   )}
     select p.*, sums.paid as settled_paid, sums.detected as settled_detected, sums.tx_hashes as settled_tx_hashes
-    from unnest(${ids}::bigint[]) as settled(id)
+    from unnest(${idList}::bigint[]) as settled(id)
     join payments p on p.id = settled.id
     left join (
       select t.payment_id, t.asset, sum(t.amount) filter (where t.state = 'confirmed') as paid, sum(t.amount) as detected,
         array_agg(t.tx_hash order by t.block_number, t.log_index) as tx_hashes
-      from unnest(${ids}::bigint[]) as summed(id)
+      from unnest(${idList}::bigint[]) as summed(id)
       join chain_transfers t on t.payment_id = summed.id
       where t.state <> 'removed'
       group by t.payment_id, t.asset
@@ -54,20 +56,25 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
 
   // Note: the expiry is written only when the decision moves it; left alone, an update that changes
   // no indexed column can stay on the payment's page (migration 0012).
-  await sql`${sql.raw(preparedStatementMark('settle_payments'))}
+  const update = sql`${sql.raw(preparedStatementMark('settle_payments'))}
     update payments p
     set amount_paid = v.paid, amount_detected = v.detected, settlement = v.settlement, status = v.status,
       expires_at = coalesce(v.moved_expires_at, p.expires_at), updated_at = ${now}
     from unnest(
-      ${sql.val(decisions.map((d) => d.payment.id))}::bigint[],
-      ${sql.val(decisions.map((d) => d.paid.toString()))}::numeric[],
-      ${sql.val(decisions.map((d) => d.detected.toString()))}::numeric[],
-      ${sql.val(decisions.map((d) => d.settlement))}::text[],
-      ${sql.val(decisions.map((d) => d.status))}::text[],
-      ${sql.val(decisions.map((d) => d.movedExpiresAt?.toISOString() ?? null))}::timestamptz[]
+      ${arrayLiteral(decisions.map((d) => d.payment.id))}::bigint[],
+      ${arrayLiteral(decisions.map((d) => d.paid))}::numeric[],
+      ${arrayLiteral(decisions.map((d) => d.detected))}::numeric[],
+      ${arrayLiteral(decisions.map((d) => d.settlement))}::text[],
+      ${arrayLiteral(decisions.map((d) => d.status))}::text[],
+      ${arrayLiteral(decisions.map((d) => d.movedExpiresAt?.toISOString() ?? null))}::timestamptz[]
     ) as v(id, paid, detected, settlement, status, moved_expires_at)
     where p.id = v.id
   `.execute(trx);
+  // Note: the events are built while PostgreSQL runs the update (its statement is sent first, on the
+  // transaction's one connection, so they go in after it). Its failure is the one reported: it comes
+  // first, and the events' statements fail with it.
+  update.catch(() => {});
+  await new Promise((resolve) => setImmediate(resolve));
   const events: NewEvent[] = [];
   for (const decision of decisions) {
     if (decision.events.length === 0) continue;
@@ -77,7 +84,7 @@ export async function settlePayments(trx: Transaction, paymentIds: readonly numb
       events.push({ merchantId: decision.payment.merchantId, paymentId: decision.payment.id, type, data: { payment: snapshot, tx_hashes: decision.txHashes, ...extra }, at: now });
     }
   }
-  await appendEvents(trx, events);
+  await Promise.all([update, appendEvents(trx, events)]);
 }
 
 type Decision = {
