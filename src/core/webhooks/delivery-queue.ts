@@ -1,6 +1,7 @@
 import { type Selectable, sql } from 'kysely';
 import { PayCryptError } from '../../internal/errors.ts';
 import { createId } from '../../internal/ids.ts';
+import { arrayLiteral } from '../../storage/array-literal.ts';
 import { type Db, preparedStatementMark, type Transaction } from '../../storage/database.ts';
 import type { WebhookEndpointTable } from '../../storage/schema.ts';
 
@@ -356,7 +357,7 @@ export type SettledAttempt = { delivery: Pick<ClaimedDelivery, 'id' | 'attempt'>
  */
 export async function recordAttempts(db: Db, attempts: readonly SettledAttempt[], now = new Date()): Promise<void> {
   if (attempts.length === 0) return;
-  const column = <T>(pick: (attempt: SettledAttempt) => T): T[] => attempts.map(pick);
+  const column = (pick: (attempt: SettledAttempt) => string | number | null): string => arrayLiteral(attempts.map(pick));
   const ids = column(({ delivery }) => delivery.id);
   const state = ({ outcome, retryAt }: SettledAttempt) => (outcome.succeeded ? 'succeeded' : retryAt === undefined ? 'failed' : 'pending');
   await sql`${sql.raw(preparedStatementMark('record_webhook_attempts'))}
