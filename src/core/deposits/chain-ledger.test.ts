@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type RawBuilder, sql } from 'kysely';
+import { type RawBuilder, type Selectable, sql } from 'kysely';
 import { inTransaction, type Storage } from '../../storage/database.ts';
 import { openTestStorage, updatesInTransaction } from '../../testing/harness.ts';
 import { createMerchant } from '../merchants.ts';
 import { initCursor, recordBlocks, watchedAddresses, watchedAddressesQuery } from './chain-ledger.ts';
+import type { PaymentTable } from '../../storage/schema.ts';
+import { paymentFromRow, paymentSnapshot } from '../payments/payment.ts';
 import { settlePayments } from './settlement.ts';
 
 const master = { key: Buffer.alloc(32, 7) };
@@ -113,6 +115,26 @@ describe('settling a block that pays thousands of payments', () => {
       events.map((event) => Number(event.payment_id)),
       paymentIds,
     );
+  });
+
+  it('completes them once their transfers confirm; each event carries the payment as stored, its transactions and why', async () => {
+    await sql`update chain_transfers set state = 'confirmed' where chain = ${chain}`.execute(storage.db);
+    await inTransaction(storage.db, (trx) => settlePayments(trx, paymentIds, new Date()));
+    const { rows } = await sql<Selectable<PaymentTable> & { event_type: string; data: { payment: unknown; tx_hashes: string[]; reason?: string } }>`
+      select p.*, e.type as event_type, e.data from events e join payments p on p.id = e.payment_id
+      where e.merchant_id = ${merchantId} and e.type <> 'payment.detected' order by e.seq
+    `.execute(storage.db);
+    assert.equal(rows.length, count);
+    const [underpaid, ...completed] = [...rows].sort((a, b) => Number(a.amount_paid) - Number(b.amount_paid));
+    assert.equal(underpaid!.event_type, 'payment.underpaid');
+    assert.equal(underpaid!.settlement, 'underpaid');
+    assert.equal(underpaid!.data.reason, undefined);
+    assert.deepEqual(new Set(completed.map((row) => `${row.event_type} ${row.status} ${row.data.reason}`)), new Set(['payment.completed completed paid']));
+    for (const row of [underpaid!, completed[0]!, completed.at(-1)!]) {
+      assert.deepEqual(row.data.payment, JSON.parse(JSON.stringify(paymentSnapshot(paymentFromRow(row)))));
+      const { rows: hashes } = await sql<{ tx_hash: string }>`select tx_hash from chain_transfers where payment_id = ${row.id}`.execute(storage.db);
+      assert.deepEqual(row.data.tx_hashes, hashes.map((hash) => hash.tx_hash));
+    }
   });
 });
 
