@@ -118,11 +118,22 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
             method: 'eth_getLogs',
             params: [{ blockHash: block.hash, address: [...tokens.keys()] as `0x${string}`[], topics: [transferTopic] }],
           })) as RpcLog[]);
-    const candidates: Array<Omit<ObservedTransfer, 'paymentId'>> = [];
+    const transfers: ObservedTransfer[] = [];
+    const natives: ObservedTransfer[] = [];
     for (const tx of block.transactions) {
       if (typeof tx === 'string' || !tx.to || tx.value === 0n) continue;
-      candidates.push({ txHash: tx.hash.toLowerCase(), logIndex: -1, from: tx.from.toLowerCase(), to: tx.to.toLowerCase(), asset: config.native.symbol, amount: tx.value });
+      natives.push({ txHash: tx.hash.toLowerCase(), logIndex: -1, from: tx.from.toLowerCase(), to: tx.to.toLowerCase(), asset: config.native.symbol, amount: tx.value });
     }
+    // Note: a reverted transaction moves no value; only a successful receipt in this very block
+    // counts. Receipts are asked for the watched recipients' transactions only.
+    const watched = natives.length === 0 ? new Map() : await watchedAddresses(db, config.name, [...new Set(natives.map((native) => native.to))]);
+    for (const native of natives) {
+      if (!watched.has(native.to)) continue;
+      const receipt = await client.getTransactionReceipt({ hash: native.txHash as `0x${string}` });
+      if (receipt.blockHash.toLowerCase() !== blockHash) throw new InconsistentChainDataError(`receipt of ${native.txHash} is in another block`);
+      if (receipt.status === 'success') transfers.push(native);
+    }
+    // Note: token transfers go to `recordBlocks` whatever their recipient; it keeps those to watched addresses.
     for (const log of logs) {
       if (log.blockHash?.toLowerCase() !== blockHash || Number(log.blockNumber) !== number) {
         throw new InconsistentChainDataError(`logs for block ${number} carry block ${log.blockNumber === null ? null : Number(log.blockNumber)} ${log.blockHash}`);
@@ -132,19 +143,7 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
       const asset = tokens.get(transfer.contract);
       // Note: the node filters by contract; a log of another contract is an answer to another question.
       if (asset === undefined) throw new InconsistentChainDataError(`logs for block ${number} include one of contract ${log.address}, which was not asked for`);
-      candidates.push({ txHash: transfer.txHash, logIndex: transfer.logIndex, from: transfer.from, to: transfer.to, asset, amount: transfer.amount });
-    }
-    const watched = await watchedAddresses(db, config.name, [...new Set(candidates.map((candidate) => candidate.to))]);
-    const transfers: ObservedTransfer[] = [];
-    for (const candidate of candidates) {
-      if (!watched.has(candidate.to)) continue;
-      if (candidate.logIndex === -1) {
-        // Note: a reverted transaction moves no value; only a successful receipt in this very block counts.
-        const receipt = await client.getTransactionReceipt({ hash: candidate.txHash as `0x${string}` });
-        if (receipt.blockHash.toLowerCase() !== blockHash) throw new InconsistentChainDataError(`receipt of ${candidate.txHash} is in another block`);
-        if (receipt.status !== 'success') continue;
-      }
-      transfers.push({ ...candidate, paymentId: watched.get(candidate.to) ?? null });
+      transfers.push({ txHash: transfer.txHash, logIndex: transfer.logIndex, from: transfer.from, to: transfer.to, asset, amount: transfer.amount });
     }
     return { number, hash: blockHash, parentHash: block.parentHash.toLowerCase(), transfers };
   }
@@ -186,9 +185,11 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
     // Note: the state stays what it was until the step shows otherwise: a failure
     // that recurs every step must not flash "ok" between attempts.
     runtime.status = { ...runtime.status, head, processed: cursor.number, updatedAt: new Date() };
-    // Note: blocks are committed in runs. A block with transfers ends its run, so its
-    // payments are settled without waiting for later blocks; blocks without transfers
-    // are committed together, up to blocksPerCommit at a time and at the end of the step.
+    // Note: blocks are committed in runs, up to blocksPerCommit at a time and at the end
+    // of the step. At the head a step is a block or two, so a block's payments are settled
+    // as soon as it is read; while catching up, a run's transfers are matched and settled
+    // together (on a busy chain nearly every block has token transfers, mostly to
+    // addresses nobody here watches).
     let run: ObservedBlock[] = [];
     const commitRun = async () => {
       if (run.length === 0) return;
@@ -196,7 +197,7 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
       run = [];
       const affected = await recordBlocks(db, { chain: config.name, blocks, reorgWindow: config.reorg_window });
       const last = blocks.at(-1)!;
-      if (last.transfers.length > 0) logger.info({ block: last.number, transfers: last.transfers.length, payments: affected.length }, 'transfers recorded');
+      if (affected.length > 0) logger.info({ from: blocks[0]!.number, to: last.number, payments: affected.length }, 'transfers recorded');
       report('ok', { processed: last.number, error: null });
     };
     // Note: while behind, the next blocks are read while the current one is processed.
@@ -230,7 +231,7 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
       }
       run.push(next);
       cursor = { number: next.number, hash: next.hash };
-      if (next.transfers.length > 0 || run.length >= blocksPerCommit) await commitRun();
+      if (run.length >= blocksPerCommit) await commitRun();
     }
     await commitRun();
     // Note: confirmations count up to the last block checked against its parent, not the

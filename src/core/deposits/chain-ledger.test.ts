@@ -4,7 +4,7 @@ import { type RawBuilder, type Selectable, sql } from 'kysely';
 import { inTransaction, type Storage } from '../../storage/database.ts';
 import { openTestStorage, updatesInTransaction } from '../../testing/harness.ts';
 import { createMerchant } from '../merchants.ts';
-import { initCursor, recordBlocks, watchedAddresses, watchedAddressesQuery } from './chain-ledger.ts';
+import { initCursor, recordBlocks, recordTransfersQuery, watchedAddresses, watchedAddressesQuery } from './chain-ledger.ts';
 import type { PaymentTable } from '../../storage/schema.ts';
 import { paymentFromRow, paymentSnapshot } from '../payments/payment.ts';
 import { settlePayments } from './settlement.ts';
@@ -18,8 +18,8 @@ const unknown = '0x3333333333333333333333333333333333333333';
 
 /**
  * Inserts `count` open USDT deposits of 10.000000 each on `chain`, addressed
- * 0x…1, 0x…2 and so on; returns their ids. Written in SQL, as the chain
- * benchmark copies its payments.
+ * 0x…1, 0x…2 and so on, and watches their addresses; returns their ids.
+ * Written in SQL, as the chain benchmark copies its payments.
  */
 async function insertOpenDeposits(
   storage: Storage,
@@ -33,7 +33,13 @@ async function insertOpenDeposits(
     from generate_series(1, ${input.count}) as n
     returning id
   `.execute(storage.db);
-  return rows.map((row) => Number(row.id));
+  const ids = rows.map((row) => Number(row.id));
+  // Note: the addresses are watched as the gateway watches them, each made for its payment.
+  await sql`
+    insert into deposit_addresses (chain, address, derivation_index, merchant_id, payment_id)
+    select chain, address, id, merchant_id, id from payments where id = any(${ids}::bigint[])
+  `.execute(storage.db);
+  return ids;
 }
 
 describe('the watched-address lookup', () => {
@@ -67,6 +73,14 @@ describe('the watched-address lookup', () => {
     const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
     assert.match(plan, /deposit_addresses_address_hash/, plan);
   });
+
+  it("matches a block's transfers to the watched addresses by the same probes, in the statement that records them", async () => {
+    const block = { number: 7, hash: '0xblock', parentHash: '0xparent' };
+    const transfers = [shared, ethereumOnly, unknown].map((to, logIndex) => ({ block, transfer: { txHash: '0xtx', logIndex, from: null, to, asset: 'USDT', amount: 1n } }));
+    const { rows } = await sql<{ 'QUERY PLAN': string }>`explain ${recordTransfersQuery('ledger-ethereum', transfers, new Date())}`.execute(storage.db);
+    const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
+    assert.match(plan, /deposit_addresses_address_hash/, plan);
+  });
 });
 
 describe('settling a block that pays thousands of payments', () => {
@@ -92,10 +106,15 @@ describe('settling a block that pays thousands of payments', () => {
       to: payment.address,
       asset: 'USDT',
       amount: index === 0 ? 4_000_000n : 10_000_000n,
-      paymentId: Number(payment.id),
     }));
+    // Note: a transfer to an address nobody watches, as most of a busy chain's are.
+    transfers.push({ txHash: `0x${'f'.repeat(64)}`, logIndex: count, from: null, to: unknown, asset: 'USDT', amount: 10_000_000n });
     const affected = await recordBlocks(storage.db, { chain, blocks: [{ number: 101, hash: '0xblock', parentHash: '0xparent', transfers }], reorgWindow: 10 });
-    assert.equal(affected.length, count);
+    assert.deepEqual([...affected].sort((a, b) => a - b), paymentIds);
+    const { rows: recorded } = await sql<{ n: number; unwatched: number }>`
+      select count(*)::int as n, count(*) filter (where to_address = ${unknown})::int as unwatched from chain_transfers where chain = ${chain}
+    `.execute(storage.db);
+    assert.deepEqual(recorded, [{ n: count, unwatched: 0 }]);
 
     const { rows: settlements } = await sql<{ settlement: string; detected: string; n: number }>`
       select settlement, amount_detected as detected, count(*)::int as n from payments where merchant_id = ${merchantId} group by 1, 2 order by 1, 2

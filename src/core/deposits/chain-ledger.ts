@@ -13,15 +13,19 @@ import { settlePayments } from './settlement.ts';
 
 export type BlockRef = { number: number; hash: string; parentHash: string };
 
+/**
+ * A transfer found in a block, to any address: `recordBlocks` keeps those to
+ * addresses watched on the chain and drops the others.
+ */
 export type ObservedTransfer = {
   txHash: string;
   /** -1 for a native transfer, else the log's index in the block. */
   logIndex: number;
   from: string | null;
+  /** Lower-case, as deposit addresses are stored. */
   to: string;
   asset: string;
   amount: bigint;
-  paymentId: number | null;
 };
 
 export async function loadCursor(db: Db, chain: string): Promise<{ number: number; hash: string } | undefined> {
@@ -75,13 +79,17 @@ export type ObservedBlock = BlockRef & { transfers: ObservedTransfer[] };
 
 /**
  * Records a run of processed blocks (each the child of the one before) and
- * their transfers, moves the cursor to the last of them, and settles the
- * payments the transfers touch, in one transaction. A transfer seen before
- * (the same tx hash and log index) is updated, not added: if a reorg had
- * removed it and it is now mined again, it simply comes back.
+ * their transfers to watched addresses, moves the cursor to the last of
+ * them, and settles the payments the transfers touch, in one transaction;
+ * returns those payments' ids. A transfer seen before (the same tx hash and
+ * log index) is updated, not added: if a reorg had removed it and it is now
+ * mined again, it simply comes back.
  *
  * @dev A run lets a watcher that is catching up commit many blocks at once:
- * the cursor moves once, and the blocks go in one statement.
+ * the cursor moves once, and the blocks go in one statement. The transfers
+ * are matched to the watched addresses by the statement that inserts them
+ * (see `recordTransfersQuery`), not by a lookup before it: a busy block's
+ * thousands of rows then cross between Node and PostgreSQL once.
  */
 export async function recordBlocks(db: Db, input: { chain: string; blocks: readonly ObservedBlock[]; reorgWindow: number; now?: Date }): Promise<number[]> {
   const { chain, blocks } = input;
@@ -114,31 +122,45 @@ export async function recordBlocks(db: Db, input: { chain: string; blocks: reado
     `.execute(trx);
     await trx.deleteFrom('chain_blocks').where('chain', '=', chain).where('number', '<', last.number - input.reorgWindow).execute();
 
+    const affected = new Set<number>();
     if (transfers.length > 0) {
-      // Note: the rows travel as one array per column, so one statement of constant text
-      // carries a run's transfers however many there are (no 65,535-parameter limit).
-      await sql`${sql.raw(preparedStatementMark('record_chain_transfers'))}
-        insert into chain_transfers (chain, tx_hash, log_index, block_number, block_hash, from_address, to_address, asset, amount, payment_id, state, confirmations, created_at, updated_at)
-        select ${chain}, t.tx_hash, t.log_index, t.block_number, t.block_hash, t.from_address, t.to_address, t.asset, t.amount, t.payment_id, 'detected', 1, ${now}, ${now}
-        from unnest(
-          ${arrayLiteral(transfers.map(({ transfer }) => transfer.txHash))}::text[],
-          ${arrayLiteral(transfers.map(({ transfer }) => transfer.logIndex))}::integer[],
-          ${arrayLiteral(transfers.map(({ block }) => block.number))}::bigint[],
-          ${arrayLiteral(transfers.map(({ block }) => block.hash))}::text[],
-          ${arrayLiteral(transfers.map(({ transfer }) => transfer.from))}::text[],
-          ${arrayLiteral(transfers.map(({ transfer }) => transfer.to))}::text[],
-          ${arrayLiteral(transfers.map(({ transfer }) => transfer.asset))}::text[],
-          ${arrayLiteral(transfers.map(({ transfer }) => transfer.amount))}::numeric[],
-          ${arrayLiteral(transfers.map(({ transfer }) => transfer.paymentId))}::bigint[]
-        ) as t(tx_hash, log_index, block_number, block_hash, from_address, to_address, asset, amount, payment_id)
-        on conflict (chain, tx_hash, log_index) do update
-        set block_number = excluded.block_number, block_hash = excluded.block_hash, state = 'detected', confirmations = 1, updated_at = excluded.updated_at
-      `.execute(trx);
+      const { rows } = await sql<{ payment_id: number | null }>`${sql.raw(preparedStatementMark('record_chain_transfers'))}${recordTransfersQuery(chain, transfers, now)}`.execute(trx);
+      for (const row of rows) if (row.payment_id !== null) affected.add(Number(row.payment_id));
     }
-    const affected = new Set(transfers.map(({ transfer }) => transfer.paymentId).filter((id): id is number => id !== null));
     await settlePayments(trx, [...affected], now);
     return [...affected];
   });
+}
+
+/**
+ * The insert of a run's transfers to the addresses watched on `chain`, each
+ * with the payment its address was made for; returns those payments' ids
+ * (null for a watched address no payment holds). Apart so that its plan can
+ * be tested.
+ *
+ * @dev The rows travel as one array per column, so one statement of constant
+ * text carries a run's transfers however many there are (no 65,535-parameter
+ * limit). They are joined to the addresses as `watchedAddressesQuery` does:
+ * one probe of the addresses' hash index per transfer; a transfer to an
+ * address nobody watches matches nothing and is not written.
+ */
+export function recordTransfersQuery(chain: string, transfers: ReadonlyArray<{ block: BlockRef; transfer: ObservedTransfer }>, now: Date) {
+  return sql`insert into chain_transfers (chain, tx_hash, log_index, block_number, block_hash, from_address, to_address, asset, amount, payment_id, state, confirmations, created_at, updated_at)
+    select ${chain}, t.tx_hash, t.log_index, t.block_number, t.block_hash, t.from_address, t.to_address, t.asset, t.amount, d.payment_id, 'detected', 1, ${now}, ${now}
+    from unnest(
+      ${arrayLiteral(transfers.map(({ transfer }) => transfer.txHash))}::text[],
+      ${arrayLiteral(transfers.map(({ transfer }) => transfer.logIndex))}::integer[],
+      ${arrayLiteral(transfers.map(({ block }) => block.number))}::bigint[],
+      ${arrayLiteral(transfers.map(({ block }) => block.hash))}::text[],
+      ${arrayLiteral(transfers.map(({ transfer }) => transfer.from))}::text[],
+      ${arrayLiteral(transfers.map(({ transfer }) => transfer.to))}::text[],
+      ${arrayLiteral(transfers.map(({ transfer }) => transfer.asset))}::text[],
+      ${arrayLiteral(transfers.map(({ transfer }) => transfer.amount))}::numeric[]
+    ) as t(tx_hash, log_index, block_number, block_hash, from_address, to_address, asset, amount)
+    join deposit_addresses d on d.chain = ${chain} and d.address = t.to_address
+    on conflict (chain, tx_hash, log_index) do update
+    set block_number = excluded.block_number, block_hash = excluded.block_hash, state = 'detected', confirmations = 1, updated_at = excluded.updated_at
+    returning payment_id`;
 }
 
 /**
