@@ -52,7 +52,7 @@ export async function appendEvents(trx: Transaction, events: readonly NewEvent[]
         insert into events (id, merchant_id, payment_id, type, data, created_at)
         select id, merchant_id, payment_id, type, data, created_at
         from rows from (
-          jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as (id text, merchant_id bigint, payment_id bigint, type text, data jsonb, created_at timestamptz)
+          json_to_recordset(${JSON.stringify(rows)}::json) as (id text, merchant_id bigint, payment_id bigint, type text, data json, created_at timestamptz)
         ) with ordinality as event_row(id, merchant_id, payment_id, type, data, created_at, position)
         order by position
         returning id, seq, merchant_id, payment_id, type, created_at

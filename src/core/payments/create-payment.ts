@@ -154,7 +154,7 @@ function createPaymentStatement(columns: readonly string[]): string {
     ),
     event as (
       insert into events (id, merchant_id, payment_id, type, data, created_at)
-      select $${event}, merchant_id, id, 'payment.created', jsonb_set($${event + 1}::jsonb, '{payment,id}', to_jsonb(id)), created_at
+      select $${event}, merchant_id, id, 'payment.created', jsonb_set($${event + 1}::jsonb, '{payment,id}', to_jsonb(id))::json, created_at
       from payment
       returning id, seq, merchant_id, payment_id, type, created_at
     ),
