@@ -28,6 +28,7 @@ import {
   type Anvil,
 } from './anvil.ts';
 import { deployTestToken, testTokenAbi, testTokenArtifact, testTokenBytecode } from './test-token.ts';
+import { bloomMayContain } from './transfer-logs.ts';
 
 const transferEvent = getAbiItem({ abi: testTokenAbi, name: 'Transfer' });
 
@@ -153,6 +154,16 @@ describe('TestToken on anvil', () => {
       holder.writeContract({ address: token, abi: testTokenAbi, functionName: 'batchTransfer', args: [recipients.slice(0, 2), amounts.slice(0, 1)] }),
       /LengthMismatch/,
     );
+  });
+
+  it("has each block's bloom show its token logs' contract, and rule it out where the block has none", async () => {
+    const minted = await send(await owner.writeContract({ address: token, abi: testTokenAbi, functionName: 'mint', args: [numberedAddresses(1, 900)[0]!, 1n] }));
+    const withLog = await publicClient.getBlock({ blockNumber: minted.blockNumber });
+    assert.equal(bloomMayContain(withLog.logsBloom, token), true);
+    assert.equal(bloomMayContain(withLog.logsBloom, numberedAddresses(1)[0]!), false, 'a contract that logged nothing');
+    await mine(node.rpcUrl);
+    const empty = await publicClient.getBlock({ blockNumber: minted.blockNumber + 1n });
+    assert.equal(bloomMayContain(empty.logsBloom, token), false);
   });
 
   it('snapshot/revert restores blocks and balances', async () => {

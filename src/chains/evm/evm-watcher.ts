@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { createPublicClient, http, type PublicClient, webSocket } from 'viem';
+import { createPublicClient, type Hex, http, numberToHex, type PublicClient, webSocket } from 'viem';
 import {
   confirmTransfers,
   firstDepositAddressAt,
@@ -15,7 +15,7 @@ import {
 import type { Storage } from '../../storage/database.ts';
 import type { EvmChainConfig } from '../chain-config.ts';
 import type { ChainRuntime } from '../registry.ts';
-import { type RpcLog, tokenTransferFromLog, transferTopic } from './transfer-logs.ts';
+import { bloomMayContain, type RpcLog, tokenTransferFromLog, transferTopic } from './transfer-logs.ts';
 
 /** How far before its first deposit address a chain's first watch starts, for clocks that disagree. */
 const clockMarginSeconds = 300;
@@ -58,6 +58,7 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
       transport: config.ws_url ? webSocket(config.ws_url, { retryCount: 0 }) : http(config.rpc_url, { timeout: 10_000, retryCount: 0, batch: false }),
     }) as PublicClient);
   const tokens = new Map(config.tokens.map((token) => [token.contract.toLowerCase(), token.symbol]));
+  const tokenContracts = [...tokens.keys()] as Hex[];
   const maxBlocksPerStep = options.maxBlocksPerStep ?? 500;
   let stopped = false;
   let wake: (() => void) | undefined;
@@ -106,18 +107,29 @@ export function startEvmWatcher(options: { runtime: ChainRuntime; storage: Stora
     return low;
   }
 
+  /** Token `Transfer` logs at `where`: a block's height, or its hash. */
+  function transferLogs(where: { blockHash: Hex } | { fromBlock: Hex; toBlock: Hex }): Promise<RpcLog[]> {
+    return client.request({ method: 'eth_getLogs', params: [{ ...where, address: tokenContracts, topics: [transferTopic] }] }) as Promise<RpcLog[]>;
+  }
+
   /** Reads one block and the transfers in it to watched addresses, checking every answer against the block. */
   async function readBlock(number: number): Promise<ObservedBlock> {
-    const block = await client.getBlock({ blockNumber: BigInt(number), includeTransactions: true });
+    // Note: the block and its logs are asked for at once, the logs by height. If the chain moved
+    // between the two answers, the logs may be another block's. Logs that all name this block are
+    // all of its logs; none is its answer when its bloom shows no log of the tokens (a bloom has no
+    // false negatives). Otherwise they are asked again by the block's hash.
+    const height = numberToHex(number);
+    const [block, logsAtHeight] = await Promise.all([
+      client.getBlock({ blockNumber: BigInt(number), includeTransactions: true }),
+      tokens.size === 0 ? [] : transferLogs({ fromBlock: height, toBlock: height }),
+    ]);
     if (!block || block.number === null || block.hash === null) throw new InconsistentChainDataError(`block ${number} is missing below the head`);
     const blockHash = block.hash.toLowerCase();
-    const logs =
-      tokens.size === 0
-        ? []
-        : ((await client.request({
-            method: 'eth_getLogs',
-            params: [{ blockHash: block.hash, address: [...tokens.keys()] as `0x${string}`[], topics: [transferTopic] }],
-          })) as RpcLog[]);
+    const logsAreThisBlocks =
+      logsAtHeight.length > 0
+        ? logsAtHeight.every((log) => log.blockHash?.toLowerCase() === blockHash)
+        : tokenContracts.every((contract) => !bloomMayContain(block.logsBloom, contract));
+    const logs = logsAreThisBlocks ? logsAtHeight : await transferLogs({ blockHash: block.hash });
     const transfers: ObservedTransfer[] = [];
     const natives: ObservedTransfer[] = [];
     for (const tx of block.transactions) {

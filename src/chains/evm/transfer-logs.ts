@@ -1,4 +1,4 @@
-import { toEventSelector } from 'viem';
+import { hexToBytes, keccak256, toEventSelector, type Hex } from 'viem';
 
 /** topics[0] of an ERC-20 `Transfer(address indexed from, address indexed to, uint256 value)` log. */
 export const transferTopic = toEventSelector('Transfer(address,address,uint256)');
@@ -39,4 +39,24 @@ export function tokenTransferFromLog(log: RpcLog): TokenTransferLog | undefined 
     to: `0x${topics[2]!.slice(26).toLowerCase()}`,
     amount: BigInt(data),
   };
+}
+
+/**
+ * Whether a block's `logsBloom` may hold a log of contract `address`. False
+ * is a proof that the block has no log of it: a bloom filter has no false
+ * negatives. True may be a false positive.
+ *
+ * @dev The Yellow Paper's M3:2048: the low 11 bits of each of the first three
+ * byte pairs of the address's keccak-256 name one of the bloom's 2,048 bits,
+ * counted from its last byte.
+ */
+export function bloomMayContain(bloom: Hex, address: Hex): boolean {
+  const bits = hexToBytes(bloom);
+  if (bits.length !== 256) return true;
+  const hash = hexToBytes(keccak256(address));
+  for (let pair = 0; pair < 6; pair += 2) {
+    const bit = ((hash[pair]! << 8) | hash[pair + 1]!) & 2047;
+    if ((bits[255 - (bit >> 3)]! & (1 << (bit & 7))) === 0) return false;
+  }
+  return true;
 }
