@@ -14,9 +14,9 @@ const defaultParser = pg.types.getTypeParser(TIMESTAMPTZ_OID, 'text') as (text: 
  * @dev `pg`'s parser runs three regular expressions and a `parseFloat` per
  * value. A settled block reads four timestamps for each of its thousands of
  * payments (20,000 for a block of 5,000): this parser takes about a third of
- * the time (2.6–3.3 against 9.3–10.7 ms for 20,000 in a warm loop here). It gives
- * the same instant as `pg`'s for every value (timestamps.test.ts checks
- * both against the server's own epoch in six time zones).
+ * the time (2.6–3.3 against 9.3–10.7 ms for 20,000 in a warm loop here). It
+ * gives the same instant as `pg`'s for every value (timestamps.test.ts
+ * checks both against the server's own epoch in six time zones).
  */
 export function parseTimestamptz(text: string): Date | number | null {
   const length = text.length;
