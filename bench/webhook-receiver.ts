@@ -25,7 +25,8 @@ type Phase = {
   repeats: number;
   /** performance.now() of the arrival that completed the phase. */
   completedAt: number | undefined;
-  capture: CapturedRequest[] | undefined;
+  /** Each first arrival's raw header list and body, made into `CapturedRequest`s once the phase is complete. */
+  capture: Array<{ rawHeaders: string[]; body: string }> | undefined;
   done: () => void;
 };
 
@@ -69,7 +70,8 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       return;
     }
     current.seen.add(eventId);
-    current.capture?.push({ headers: webhookHeaders(request.headers), body });
+    // Note: kept as they came; picking the webhook's headers waits until the phase is complete, out of the timed window.
+    current.capture?.push({ rawHeaders: request.rawHeaders, body });
     if (current.seen.size === current.expected) {
       current.completedAt = at;
       current.done();
@@ -109,7 +111,11 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       const current: Phase = { expected, seen: new Set(), repeats: 0, completedAt: undefined, capture: capture ? [] : undefined, done };
       phase = current;
       const completed = withTimeout(finished, timeoutMs, () => `${current.seen.size} of ${expected} webhooks arrived within ${timeoutMs / 1000} s`).then(
-        () => ({ completedAt: current.completedAt!, repeats: current.repeats, captured: current.capture ?? [] }),
+        () => ({
+          completedAt: current.completedAt!,
+          repeats: current.repeats,
+          captured: (current.capture ?? []).map(({ rawHeaders, body }) => ({ headers: webhookHeaders(rawHeaders), body })),
+        }),
       );
       // Note: a step that fails before awaiting this must not leave an unhandled rejection behind.
       completed.catch(() => {});
@@ -131,9 +137,12 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   };
 }
 
-function webhookHeaders(headers: http.IncomingHttpHeaders): Record<string, string> {
+function webhookHeaders(rawHeaders: readonly string[]): Record<string, string> {
   const kept: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) if (webhookHeader.test(name) && typeof value === 'string') kept[name] = value;
+  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
+    const name = rawHeaders[index]!.toLowerCase();
+    if (webhookHeader.test(name)) kept[name] = rawHeaders[index + 1]!;
+  }
   return kept;
 }
 
