@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
+import { Agent } from 'undici';
 import type { CapturedRequest } from './webhook-receiver.ts';
 
 /**
@@ -10,6 +11,11 @@ import type { CapturedRequest } from './webhook-receiver.ts';
  * webhook sender's. No queue, no database, no signing: what sending alone
  * costs on this machine.
  *
+ * `BENCH_CLIENT` picks the HTTP client: `node:http` (Node's own, the
+ * baseline the target is judged against) or `undici` (the client the webhook
+ * sender uses, through its plain `request` API), for context: how much of the
+ * gap is the queue's own work rather than the client's.
+ *
  * Protocol with bench/webhook-baseline.ts over the IPC channel: the child
  * warms up, sends `{type: 'ready'}`, sends everything on `'go'`, then
  * `{type: 'done', failures}`. It exits when the parent goes away.
@@ -19,12 +25,15 @@ const receiverUrl = new URL(requireEnv('BENCH_RECEIVER_URL'));
 const concurrency = Number(requireEnv('BENCH_CONCURRENCY'));
 const warmUpCount = Number(requireEnv('BENCH_WARM_UP'));
 const requests = JSON.parse(fs.readFileSync(requireEnv('BENCH_REQUESTS_FILE'), 'utf8')) as CapturedRequest[];
+const client = requireEnv('BENCH_CLIENT');
+if (client !== 'node:http' && client !== 'undici') throw new Error(`BENCH_CLIENT must be node:http or undici, not ${client}`);
 
-// Note: the webhook sender's agent, keep-alive with up to 64 sockets per host.
+// Note: keep-alive with up to 64 connections per host, as the webhook sender's pool.
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const pool = new Agent({ connections: 64 });
 
-/** One POST; resolves with whether the receiver answered 2xx. Reads the whole answer, as the sender does. */
-function post(path: string, request: CapturedRequest): Promise<boolean> {
+/** One POST through `node:http`; resolves with whether the receiver answered 2xx. Reads the whole answer, as the sender does. */
+function postWithNodeHttp(path: string, request: CapturedRequest): Promise<boolean> {
   return new Promise((resolve) => {
     const outgoing = http.request(
       receiverUrl,
@@ -39,6 +48,19 @@ function post(path: string, request: CapturedRequest): Promise<boolean> {
     outgoing.end(request.body);
   });
 }
+
+/** The same through undici's `request`. */
+async function postWithUndici(path: string, request: CapturedRequest): Promise<boolean> {
+  try {
+    const response = await pool.request({ origin: receiverUrl.origin, path, method: 'POST', headers: request.headers, body: request.body });
+    await response.body.dump();
+    return response.statusCode >= 200 && response.statusCode < 300;
+  } catch {
+    return false;
+  }
+}
+
+const post = client === 'undici' ? postWithUndici : postWithNodeHttp;
 
 /** Sends every request with `concurrency` in flight; returns how many failed. */
 async function sendAll(path: string, batch: readonly CapturedRequest[]): Promise<number> {

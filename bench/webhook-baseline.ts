@@ -21,6 +21,7 @@ export async function startPlainSender(input: {
   requests: readonly CapturedRequest[];
   concurrency: number;
   warmUp: number;
+  client: 'node:http' | 'undici';
   /** A directory for the requests file (the child reads it rather than receiving 10,000 bodies over IPC). */
   workDir: string;
 }): Promise<PlainSender> {
@@ -35,6 +36,7 @@ export async function startPlainSender(input: {
       BENCH_REQUESTS_FILE: requestsFile,
       BENCH_CONCURRENCY: String(input.concurrency),
       BENCH_WARM_UP: String(input.warmUp),
+      BENCH_CLIENT: input.client,
       ...profilingEnv(),
     },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -22,10 +22,12 @@ import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.t
  *    all 10,000 events.
  * 3. Baseline: the very requests the gateway delivered, POSTed again by a
  *    plain node:http client in a child process, as many in flight as the
- *    dispatcher may have at the endpoint.
+ *    dispatcher may have at the endpoint. Then, for context, the same through
+ *    undici, the HTTP client the webhook sender uses: how much of the gap is
+ *    the queue's work rather than the client's.
  *
  * 2 and 3 alternate, three rounds of each (a gateway run, then the baseline
- * run of its requests), and the median of each side counts: the machine's
+ * runs of its requests), and the median of each side counts: the machine's
  * speed changes from one minute to the next, and a single pair can land on
  * both sides of such a change. Target: the gateway's median throughput is
  * at least half the baseline's.
@@ -79,7 +81,7 @@ type Api = (method: 'GET' | 'POST' | 'PUT', path: string, body?: string) => Prom
 type Latency = { toArrival: number[]; toResponse: number[] };
 type Throughput = { count: number; seconds: number; perSecond: number; repeats: number; cpu: CpuPerRequest };
 /** `switchedOnMs`: how long the switch-on request took; it resumes the queued deliveries, inside the timed window. */
-type Round = { gateway: Throughput; baseline: Throughput; switchedOnMs: number };
+type Round = { gateway: Throughput; baseline: Throughput; undiciBaseline: Throughput; switchedOnMs: number };
 
 async function main(): Promise<boolean> {
   const adminUrl = process.env.DATABASE_URL || defaultAdminUrl;
@@ -129,9 +131,13 @@ async function main(): Promise<boolean> {
       // Note: the gateway is stopped so its idle loops take nothing from the baseline.
       await gateway.stop();
       // Note: the baseline runs right after, so the load others put on the machine changes as little as possible between the two.
-      const baseline = await measureBaseline(receiver, captured, dataDir, stoppers);
-      console.log(`round ${round}: gateway ${dispatcher.perSecond.toFixed(0)} per s, baseline ${baseline.perSecond.toFixed(0)} per s (${((100 * dispatcher.perSecond) / baseline.perSecond).toFixed(0)} %)\n`);
-      rounds.push({ gateway: dispatcher, baseline, switchedOnMs });
+      const baseline = await measureBaseline(receiver, captured, dataDir, stoppers, 'node:http');
+      const undiciBaseline = await measureBaseline(receiver, captured, dataDir, stoppers, 'undici');
+      console.log(
+        `round ${round}: gateway ${dispatcher.perSecond.toFixed(0)} per s, baseline ${baseline.perSecond.toFixed(0)} per s (${percent(dispatcher, baseline)}); ` +
+          `through undici ${undiciBaseline.perSecond.toFixed(0)} per s (${percent(dispatcher, undiciBaseline)})\n`,
+      );
+      rounds.push({ gateway: dispatcher, baseline, undiciBaseline, switchedOnMs });
     }
     const loadAfter = os.loadavg();
 
@@ -262,8 +268,16 @@ async function measureBaseline(
   captured: Parameters<typeof startPlainSender>[0]['requests'],
   workDir: string,
   stoppers: Set<() => Promise<void>>,
+  client: 'node:http' | 'undici',
 ): Promise<Throughput> {
-  const sender = await startPlainSender({ receiverUrl: receiver.url, requests: captured, concurrency: settings.endpointConcurrency, warmUp: settings.baselineWarmUp, workDir });
+  const sender = await startPlainSender({
+    receiverUrl: receiver.url,
+    requests: captured,
+    concurrency: settings.endpointConcurrency,
+    warmUp: settings.baselineWarmUp,
+    workDir,
+    client,
+  });
   stoppers.add(() => sender.stop());
   try {
     const phase = receiver.expect({ expected: captured.length, timeoutMs: settings.throughputTimeoutMs });
@@ -306,9 +320,10 @@ function printHeader(db: BenchDatabase, adminUrl: string, load: number[]): void 
 
 function printReport(input: { latency: Latency; rounds: readonly Round[]; loadBefore: number[]; loadAfter: number[] }): boolean {
   const { latency, rounds } = input;
-  const median = (side: 'gateway' | 'baseline') => [...rounds].map((round) => round[side]).sort((a, b) => a.perSecond - b.perSecond)[Math.floor(rounds.length / 2)]!;
+  const median = (side: 'gateway' | 'baseline' | 'undiciBaseline') => [...rounds].map((round) => round[side]).sort((a, b) => a.perSecond - b.perSecond)[Math.floor(rounds.length / 2)]!;
   const dispatcher = median('gateway');
   const baseline = median('baseline');
+  const undiciBaseline = median('undiciBaseline');
   const p50 = percentile(latency.toArrival, 50);
   const p99 = percentile(latency.toArrival, 99);
   const latencyPass = p99 < targets.latencyP99Ms;
@@ -332,14 +347,19 @@ function printReport(input: { latency: Latency; rounds: readonly Round[]; loadBe
   console.log(
     row([`baseline plain POSTs of the same requests (median)`, baseline.perSecond.toFixed(0), baseline.seconds.toFixed(2), String(baseline.repeats)], [52, 8, 8, 8]),
   );
+  console.log(
+    row([`context: the same POSTs through undici (median)`, undiciBaseline.perSecond.toFixed(0), undiciBaseline.seconds.toFixed(2), String(undiciBaseline.repeats)], [52, 8, 8, 8]),
+  );
   console.log(`gateway runs:  ${rounds.map((round) => round.gateway.perSecond.toFixed(0)).join(', ')} per s`);
-  console.log(`baseline runs: ${rounds.map((round) => round.baseline.perSecond.toFixed(0)).join(', ')} per s`);
-  console.log(`rounds' ratios: ${rounds.map((round) => `${((100 * round.gateway.perSecond) / round.baseline.perSecond).toFixed(0)} %`).join(', ')}`);
+  console.log(`baseline runs: ${rounds.map((round) => round.baseline.perSecond.toFixed(0)).join(', ')} per s (undici: ${rounds.map((round) => round.undiciBaseline.perSecond.toFixed(0)).join(', ')})`);
+  console.log(`rounds' ratios: ${rounds.map((round) => percent(round.gateway, round.baseline)).join(', ')} (to undici: ${rounds.map((round) => percent(round.gateway, round.undiciBaseline)).join(', ')})`);
   // Note: for context only; the judged window starts before the switch-on, which a merchant waits for too.
   console.log(`switch-on answered after: ${rounds.map((round) => round.switchedOnMs.toFixed(0)).join(', ')} ms (it resumes the ${settings.queuedEvents.toLocaleString('en')} queued deliveries)`);
   console.log('CPU per delivery (from /proc):');
   console.log(`  gateway median:  ${formatCpu(dispatcher.cpu, { server: 'gateway', loadGenerator: 'receiver' })}`);
   console.log(`  baseline median: ${formatCpu(baseline.cpu, { server: 'sender', loadGenerator: 'receiver' })}`);
+  console.log(`  undici median:   ${formatCpu(undiciBaseline.cpu, { server: 'sender', loadGenerator: 'receiver' })}`);
+  console.log(`ratio gateway / undici POSTs (medians, context): ${percent(dispatcher, undiciBaseline)}`);
   console.log(`ratio gateway / baseline (medians): ${(ratio * 100).toFixed(0)} %`);
   console.log(`${verdict(throughputPass)}  throughput >= ${targets.throughputRatio * 100} % of baseline\n`);
 
@@ -360,6 +380,7 @@ function row(cells: string[], widths: number[]): string {
 }
 
 const ms = (value: number) => value.toFixed(1);
+const percent = (part: Throughput, whole: Throughput) => `${((100 * part.perSecond) / whole.perSecond).toFixed(0)} %`;
 const verdict = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
 const formatLoad = (load: number[]) => load.map((value) => value.toFixed(2)).join(' ');
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
