@@ -21,7 +21,8 @@ import { createBenchDatabase, defaultAdminUrl, describeServer } from './database
  *
  * - today's queue, as in the webhook benchmark's rounds: the events are
  *   appended while the endpoint is switched off (their deliveries queued
- *   paused), the endpoint is switched on (which resumes them), then claims of
+ *   paused), the endpoint is switched on (which leaves them paused: the claims
+ *   take them as they are), then claims of
  *   128 and records of 60 successful attempts, as the dispatcher makes them
  *   under load, until the queue is empty;
  * - the floor, for comparison: the same events appended for a merchant with no

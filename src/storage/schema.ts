@@ -158,6 +158,13 @@ export interface WebhookEndpointTable {
   signing_key_sealed: ColumnType<string | null, string | null | undefined, string | null>;
   /** What a payment's own endpoint's webhooks carry besides the payment (a session's id, order id, metadata). */
   context: ColumnType<string | null, string | null | undefined, string | null>;
+  /**
+   * Whether the endpoint may have paused deliveries: set when it is switched
+   * off, cleared by the dispatchers' sweep once it is on and has none left.
+   * The claims look for paused deliveries of switched-on endpoints only where
+   * it is set.
+   */
+  has_paused_deliveries: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export type WebhookFormat = 'paycrypt_v1' | 'payment_session';

@@ -490,11 +490,12 @@ describe('deliveries waiting for a switched-off endpoint', () => {
     const payment = await createPayment(t, merchant);
     await switchWebhooks(merchant, true);
     await eventually('payment.created delivered', async () => ((await states(merchant))[0] === 'succeeded' ? true : undefined));
-    // Note: as the race leaves it: the endpoint is on, one of its deliveries is paused, and a later one of the same payment is pending.
+    // Note: as the race leaves it: the endpoint is on, its flag cleared by a sweep that found no paused delivery
+    // just before the raced one committed; one of its deliveries is paused, and a later one of the same payment is pending.
     await sql`update webhook_endpoints set enabled = false where merchant_id = ${merchant.merchantId}`.execute(db());
     await act(t, payment.id, 'approve');
     await act(t, payment.id, 'complete');
-    await sql`update webhook_endpoints set enabled = true, updated_at = now() where merchant_id = ${merchant.merchantId}`.execute(db());
+    await sql`update webhook_endpoints set enabled = true, has_paused_deliveries = false, updated_at = now() where merchant_id = ${merchant.merchantId}`.execute(db());
     await sql`update webhook_deliveries set state = 'pending' where merchant_id = ${merchant.merchantId} and event_id = ${await eventIdOf(t, merchant, payment.id, 'payment.completed')}`.execute(db());
     assert.deepEqual(await states(merchant), ['succeeded', 'paused', 'pending']);
     assert.equal((await claimableOf(merchant)).length, 0, 'payment.completed went out before the paused payment.approved');
@@ -542,7 +543,7 @@ describe('deliveries waiting for a switched-off endpoint', () => {
     await createPayment(t, merchant);
     assert.equal(await resumeRacedDeliveries(db(), new Date(Date.now() - 60_000)), 0);
     assert.deepEqual(await states(merchant), ['paused']);
-    await sql`update webhook_endpoints set enabled = true, updated_at = now() - interval '1 hour' where merchant_id = ${merchant.merchantId}`.execute(db());
+    await sql`update webhook_endpoints set enabled = true, has_paused_deliveries = false, updated_at = now() - interval '1 hour' where merchant_id = ${merchant.merchantId}`.execute(db());
     assert.equal(await resumeRacedDeliveries(db(), new Date(Date.now() - 60_000)), 0);
     assert.deepEqual(await states(merchant), ['paused']);
   });

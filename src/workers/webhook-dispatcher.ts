@@ -3,6 +3,7 @@ import {
   type AttemptOutcome,
   type ClaimedDelivery,
   claimDueDeliveries,
+  clearDrainedPauseFlags,
   nextDueAt,
   pauseRacedDeliveries,
   recordAttempts,
@@ -248,17 +249,23 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
   /**
    * Settles what raced a switch of an endpoint: resumes what an event left
    * paused while its endpoint was switched on, and pauses what an attempt or
-   * an event left pending while it was switched off. Returns whether it
-   * resumed any.
+   * an event left pending while it was switched off. Then unflags the
+   * switched-on endpoints whose paused deliveries have all gone out, so that
+   * claims stop looking at them. Returns whether it resumed any.
    */
   async function sweep(): Promise<boolean> {
     if (Date.now() - sweptAt < sweepIntervalMs) return false;
     sweptAt = Date.now();
     const since = new Date(sweptAt - sweepWindowMs);
-    const [resumed, paused] = await Promise.all([resumeRacedDeliveries(db, since), pauseRacedDeliveries(db, since, new Date(sweptAt))]).catch((error: unknown) => {
-      logger.warn({ err: error }, 'webhook dispatcher could not sweep deliveries of switched endpoints; will try again');
-      return [0, 0];
-    });
+    const [resumed, paused] = await Promise.all([resumeRacedDeliveries(db, since), pauseRacedDeliveries(db, since, new Date(sweptAt))])
+      .then(async (counts) => {
+        await clearDrainedPauseFlags(db);
+        return counts;
+      })
+      .catch((error: unknown) => {
+        logger.warn({ err: error }, 'webhook dispatcher could not sweep deliveries of switched endpoints; will try again');
+        return [0, 0];
+      });
     if (resumed > 0) logger.info({ deliveries: resumed }, 'resumed deliveries paused while their endpoint was being switched on');
     if (paused > 0) logger.info({ deliveries: paused }, 'paused deliveries left pending while their endpoint was being switched off');
     return resumed > 0;

@@ -25,9 +25,10 @@ export const webhookChannel = 'paycrypt_webhooks';
  * events (returning `id, seq, merchant_id, payment_id, type, created_at`):
  * one delivery per event and endpoint of its merchant that takes its type,
  * in the events' own statement. A switched-off endpoint gets its deliveries
- * too, `paused`: they wait out of the claims' way until it is switched back
- * on (`resumeDeliveries`, and `resumeRacedDeliveries` for a delivery paused
- * by an event that raced the switch). A payment's own
+ * too, `paused`: they wait out of the due index until it is switched back
+ * on, and the claims then take them as they are (see `dueCandidatesQuery`;
+ * `resumeRacedDeliveries` for a delivery paused by an event that raced the
+ * switch-on). A payment's own
  * endpoint (a session's `webhook_url`) takes that payment's events only.
  *
  * @dev Delivery ids are drawn by PostgreSQL, since how many rows the join
@@ -76,7 +77,9 @@ export const waitingStates = ['pending', 'paused'] as const;
  * One under way (leased) is left pending: its attempt settles it, and a
  * retry it schedules waits behind the claims' check that the endpoint is on,
  * as does the delivery of an event that raced the switch-off, until the
- * dispatchers' sweep pauses them (`pauseRacedDeliveries`).
+ * dispatchers' sweep pauses them (`pauseRacedDeliveries`). The endpoint's
+ * `has_paused_deliveries` is set in the same transaction, by the statement
+ * that switches it off.
  */
 export async function pauseDeliveries(trx: Transaction, endpointId: string, now: Date): Promise<void> {
   await sql`
@@ -85,16 +88,33 @@ export async function pauseDeliveries(trx: Transaction, endpointId: string, now:
   `.execute(trx);
 }
 
-/** Puts a switched-on endpoint's paused deliveries back in the queue, each due when it was. */
-export async function resumeDeliveries(trx: Transaction, endpointId: string): Promise<void> {
-  await sql`update webhook_deliveries set state = 'pending' where endpoint_id = ${endpointId} and state = 'paused'`.execute(trx);
+/**
+ * Clears `has_paused_deliveries` on switched-on endpoints that have no paused
+ * delivery left, so that the claims stop looking at them; returns how many.
+ * Leaves `updated_at` alone: the sweep's window is the time of the switch.
+ *
+ * @dev A delivery paused by an event that raced the switch-on may commit
+ * just after this found none; `resumeRacedDeliveries` puts it in the queue.
+ * Nothing else pauses a delivery of an endpoint that is on, and switching one
+ * off sets the flag in the same row update (which this one waits for, and
+ * then skips, the endpoint being off).
+ */
+export async function clearDrainedPauseFlags(db: Db): Promise<number> {
+  const result = await sql`
+    update webhook_endpoints e set has_paused_deliveries = false
+    where e.has_paused_deliveries and e.enabled
+      and not exists (select 1 from webhook_deliveries d where d.endpoint_id = e.id and d.state = 'paused')
+  `.execute(db);
+  return Number(result.numAffectedRows ?? 0n);
 }
 
 /**
  * Resumes paused deliveries of endpoints that are on and were changed since
  * `since`; returns how many. For the one race that pausing has: an event
  * statement that read its endpoint just before the endpoint was switched on
- * commits a paused delivery after the switch resumed the others.
+ * commits a paused delivery after the sweep cleared the endpoint's
+ * `has_paused_deliveries` (see `clearDrainedPauseFlags`), where no claim
+ * looks for it.
  *
  * @dev Such a statement runs for milliseconds, so the dispatchers sweep the
  * endpoints changed in the last minutes, found by their `updated_at` index,
@@ -168,6 +188,7 @@ type EndpointColumns = {
   endpoint_format: WebhookEndpointTable['format']['__select__'];
   endpoint_signing_key_sealed: string | null;
   endpoint_context: string | null;
+  endpoint_has_paused_deliveries: boolean;
 };
 
 /**
@@ -225,7 +246,8 @@ export async function claimDueDeliveries(
       e.merchant_id as endpoint_merchant_id, e.url as endpoint_url, e.enabled as endpoint_enabled, e.event_types as endpoint_event_types,
       e.secret_sealed as endpoint_secret_sealed, e.previous_secret_sealed as endpoint_previous_secret_sealed,
       e.previous_secret_expires_at as endpoint_previous_secret_expires_at, e.created_at as endpoint_created_at, e.updated_at as endpoint_updated_at,
-      e.payment_id as endpoint_payment_id, e.format as endpoint_format, e.signing_key_sealed as endpoint_signing_key_sealed, e.context as endpoint_context
+      e.payment_id as endpoint_payment_id, e.format as endpoint_format, e.signing_key_sealed as endpoint_signing_key_sealed, e.context as endpoint_context,
+      e.has_paused_deliveries as endpoint_has_paused_deliveries
     from (select claimed.*, row_number() over (partition by endpoint_id) as nth from claimed) c
     left join webhook_endpoints e on c.nth = 1 and e.id = c.endpoint_id
   `.execute(db);
@@ -248,7 +270,13 @@ export async function claimDueDeliveries(
 
 /**
  * The claim's candidates: up to `limit` due deliveries in queue order, locked,
- * skipping those of the `full` endpoints. Apart so that its plan can be tested.
+ * skipping those of the `full` endpoints. They come from two places: the
+ * pending deliveries, by the due index; and the paused deliveries of
+ * endpoints that are on again (those flagged `has_paused_deliveries`), by an
+ * index of their own per endpoint. Switching an endpoint on rewrites none of
+ * its paused deliveries: a claim leases one as it is (still `paused`, which
+ * keeps its payment's later deliveries waiting as `pending` does), and its
+ * attempt settles it. Apart so that its plan can be tested.
  *
  * Note: the due rows come in queue order from the due index, which holds that
  * order, and are read only until the batch is full; the checks that the
@@ -269,29 +297,56 @@ export async function claimDueDeliveries(
  * to return every due row; and `endpoint_id <> all($n)` on the row, for an
  * unknown array and a queue of one endpoint, was estimated to leave no row,
  * so reading them all and sorting them looked cheap. It did that on every
- * claim: 3.3 of a claim's 4.8 ms, with 5,000 deliveries due.
+ * claim: 3.3 of a claim's 4.8 ms, with 5,000 deliveries due. The paused
+ * deliveries are read the same way, per flagged endpoint; the two heads are
+ * then merged, at most twice `limit` rows sorted.
  */
 export function dueCandidatesQuery({ now, limit, full }: { now: Date; limit: number; full: readonly string[] }) {
   return sql`
-    select d.id, d.endpoint_id, d.next_attempt_at, d.event_seq
-    from webhook_deliveries d
-    where d.state = 'pending'
-      and d.next_attempt_at <= ${now}
-      and (d.locked_until is null or d.locked_until < ${now})
-      and exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id and e.enabled and e.id <> all(${full}::text[]) offset 0)
-      and not exists (
-        select 1 from webhook_deliveries earlier
-        where earlier.endpoint_id = d.endpoint_id
-          and earlier.payment_id = d.payment_id
-          and earlier.state in ('pending', 'paused')
-          and earlier.event_seq < d.event_seq
-        offset 0
-      )
-    order by d.next_attempt_at, d.event_seq
+    select c.id, c.endpoint_id, c.next_attempt_at, c.event_seq
+    from (
+      select * from (
+        select d.id, d.endpoint_id, d.next_attempt_at, d.event_seq
+        from webhook_deliveries d
+        where d.state = 'pending'
+          and d.next_attempt_at <= ${now}
+          and (d.locked_until is null or d.locked_until < ${now})
+          and exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id and e.enabled and e.id <> all(${full}::text[]) offset 0)
+          and not exists (${earlierWaiting} offset 0)
+        order by d.next_attempt_at, d.event_seq
+        limit ${limit}
+        for update of d skip locked
+      ) pending
+      union all
+      select paused.*
+      from webhook_endpoints e
+      cross join lateral (
+        select d.id, d.endpoint_id, d.next_attempt_at, d.event_seq
+        from webhook_deliveries d
+        where d.endpoint_id = e.id
+          and d.state = 'paused'
+          and d.next_attempt_at <= ${now}
+          and (d.locked_until is null or d.locked_until < ${now})
+          and not exists (${earlierWaiting} offset 0)
+        order by d.next_attempt_at, d.event_seq
+        limit ${limit}
+        for update of d skip locked
+      ) paused
+      where e.has_paused_deliveries and e.enabled and e.id <> all(${full}::text[])
+    ) c
+    order by c.next_attempt_at, c.event_seq
     limit ${limit}
-    for update of d skip locked
   `;
 }
+
+/** An earlier delivery of candidate `d`'s payment to its endpoint that is still to be made. */
+const earlierWaiting = sql`
+  select 1 from webhook_deliveries earlier
+  where earlier.endpoint_id = d.endpoint_id
+    and earlier.payment_id = d.payment_id
+    and earlier.state in ('pending', 'paused')
+    and earlier.event_seq < d.event_seq
+`;
 
 function endpointOfRow(row: ClaimedRow & EndpointColumns): Selectable<WebhookEndpointTable> {
   return {
@@ -309,6 +364,7 @@ function endpointOfRow(row: ClaimedRow & EndpointColumns): Selectable<WebhookEnd
     format: row.endpoint_format,
     signing_key_sealed: row.endpoint_signing_key_sealed,
     context: row.endpoint_context,
+    has_paused_deliveries: row.endpoint_has_paused_deliveries,
   };
 }
 
@@ -324,7 +380,7 @@ export async function releaseDeliveries(db: Db, deliveries: readonly Pick<Claime
     update webhook_deliveries d
     set locked_until = null, attempts = d.attempts - 1
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id text, locked_until timestamptz)
-    where d.id = r.id and d.state = 'pending' and d.locked_until = r.locked_until
+    where d.id = r.id and d.state in ('pending', 'paused') and d.locked_until = r.locked_until
   `.execute(db);
 }
 

@@ -4,7 +4,7 @@ import { createId, randomToken } from '../../internal/ids.ts';
 import { type MasterKey, seal, unseal } from '../../internal/secrets.ts';
 import type { Db, Transaction } from '../../storage/database.ts';
 import type { WebhookEndpointTable, WebhookFormat } from '../../storage/schema.ts';
-import { pauseDeliveries, resumeDeliveries, waitingStates, webhookChannel } from './delivery-queue.ts';
+import { pauseDeliveries, waitingStates, webhookChannel } from './delivery-queue.ts';
 import { type WebhookEventType, webhookEventTypes } from './event-types.ts';
 import { checkWebhookUrl, type WebhookUrlPolicy } from './url-safety.ts';
 
@@ -95,6 +95,7 @@ export async function putWebhookSettings(
     const values = {
       url,
       enabled: input.enabled,
+      ...pauseFlag(input.enabled),
       secret_sealed: secretChanged ? seal(master, secret) : existing!.secret_sealed,
       updated_at: now,
       ...(eventTypes !== undefined ? { event_types: eventTypes === null ? null : JSON.stringify(eventTypes) } : {}),
@@ -189,12 +190,18 @@ export async function addPaymentEndpoint(
     .execute();
 }
 
-/** Pauses a switched-off endpoint's waiting deliveries, or resumes a switched-on one's and sends them at once. */
+/**
+ * Pauses a switched-off endpoint's waiting deliveries, or wakes the
+ * dispatchers for a switched-on one's: they claim its paused deliveries as
+ * they are, so switching on rewrites none of them however many wait.
+ */
 async function switchDeliveries(trx: Transaction, endpoint: { id: string; enabled: boolean }, now: Date): Promise<void> {
   if (!endpoint.enabled) return pauseDeliveries(trx, endpoint.id, now);
-  await resumeDeliveries(trx, endpoint.id);
   await sql`select pg_notify(${webhookChannel}, '')`.execute(trx);
 }
+
+/** An endpoint written switched off is flagged as having paused deliveries, for the claims (see `clearDrainedPauseFlags`). */
+const pauseFlag = (enabled: boolean) => (enabled ? {} : { has_paused_deliveries: true });
 
 function checkEventTypes(events: string[]): WebhookEventType[] {
   if (events.length === 0) throw new PayCryptError('invalid_request', 'events must name at least one event type (omit it for all)', { details: { field: 'events' } });
@@ -220,7 +227,7 @@ export async function setWebhookEnabled(db: Db, master: MasterKey, input: { merc
   return db.transaction().execute(async (trx) => {
     const row = await trx
       .updateTable('webhook_endpoints')
-      .set({ enabled: input.enabled, updated_at: new Date() })
+      .set({ enabled: input.enabled, ...pauseFlag(input.enabled), updated_at: new Date() })
       .where('merchant_id', '=', input.merchantId)
       .where('payment_id', 'is', null)
       .returningAll()

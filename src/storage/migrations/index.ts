@@ -13,6 +13,7 @@ import * as orderedDueDeliveries from './0011_ordered_due_deliveries.ts';
 import * as roomForUpdates from './0012_room_for_updates.ts';
 import * as attemptKeys from './0013_attempt_keys.ts';
 import * as eventDataJson from './0014_event_data_json.ts';
+import * as pausedDeliveriesClaimed from './0015_paused_deliveries_claimed.ts';
 
 /** Every migration, in order. One set serves PostgreSQL and PGlite alike. */
 const migrations: Record<string, Migration> = {
@@ -30,6 +31,7 @@ const migrations: Record<string, Migration> = {
   '0012_room_for_updates': roomForUpdates,
   '0013_attempt_keys': attemptKeys,
   '0014_event_data_json': eventDataJson,
+  '0015_paused_deliveries_claimed': pausedDeliveriesClaimed,
 };
 
 /** Key of the advisory lock that lets one process at a time migrate a shared database. */
