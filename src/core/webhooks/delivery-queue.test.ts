@@ -10,9 +10,18 @@ import { putWebhookSettings, setWebhookEnabled } from './endpoints.ts';
 
 const master = { key: Buffer.alloc(32, 7) };
 const backlog = 3_000;
+const offMerchants = 3_000;
 const batch = 20;
 
-type PlanNode = { 'Node Type': string; Alias?: string; 'Index Name'?: string; 'Actual Rows': number; 'Actual Loops': number; Plans?: PlanNode[] };
+type PlanNode = {
+  'Node Type': string;
+  Alias?: string;
+  'Index Name'?: string;
+  'Actual Rows': number;
+  'Actual Loops': number;
+  'Rows Removed by Filter'?: number;
+  Plans?: PlanNode[];
+};
 
 /** A claim's parameter (a time, a list of endpoint ids or a count) as SQL text. */
 function literal(parameter: unknown): string {
@@ -121,6 +130,12 @@ describe("a switched-on endpoint's paused deliveries", () => {
   before(async () => {
     database = await createTestDatabase();
     storage = await openTestStorage(database?.url);
+    // Note: beside many merchants who keep webhooks off, and so keep their endpoints flagged.
+    await sql`insert into merchants (name) select 'Webhooks off ' || n from generate_series(1, ${offMerchants}) as n`.execute(storage.db);
+    await sql`
+      insert into webhook_endpoints (id, merchant_id, url, enabled, secret_sealed, has_paused_deliveries)
+      select 'whe_off' || id, id, 'http://127.0.0.1:9/off', false, 'unused', true from merchants
+    `.execute(storage.db);
     const { merchant } = await createMerchant(storage.db, master, { name: 'Paused backlog' });
     merchantId = merchant.id;
     await putWebhookSettings(storage.db, master, { merchantId, policy: 'any', url: 'http://127.0.0.1:9/hooks', enabled: false });
@@ -129,7 +144,7 @@ describe("a switched-on endpoint's paused deliveries", () => {
     await inTransaction(storage.db, (trx) =>
       appendEvents(trx, Array.from({ length: backlog }, (_, index) => ({ merchantId, paymentId: 1 + Math.floor(index / 2), type: 'payment.created', data: { index }, at }))),
     );
-    await sql`analyze webhook_deliveries`.execute(storage.db);
+    await sql`analyze webhook_deliveries, webhook_endpoints`.execute(storage.db);
   });
   after(async () => {
     await storage.close();
@@ -159,6 +174,18 @@ describe("a switched-on endpoint's paused deliveries", () => {
       const earlier = plan.filter((node) => node.Alias?.startsWith('earlier'));
       for (const node of earlier) assert.ok(node['Actual Rows'] <= 1, `${node['Node Type']} read ${node['Actual Rows']} rows per loop`);
       assertNoBacklogSort(plan);
+    });
+  }
+
+  for (const kind of ['custom', 'generic'] as const) {
+    it(`are looked for only at endpoints that are on, not at the ${offMerchants} flagged ones that are off (${kind} plan)`, async () => {
+      const plan = await claimPlan(storage, kind);
+      const endpoints = plan.filter((node) => node.Alias === 'e');
+      assert.equal(endpoints.length, 1, JSON.stringify(plan));
+      const [read] = endpoints;
+      assert.equal(read!['Actual Rows'], 1);
+      assert.ok((read!['Rows Removed by Filter'] ?? 0) <= 1, `${read!['Node Type']} read past ${read!['Rows Removed by Filter']} endpoints`);
+      assert.notEqual(read!['Node Type'], 'Seq Scan', JSON.stringify(read));
     });
   }
 

@@ -9,11 +9,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     -- endpoints directly, in queue order, from an index of their own; the
     -- endpoints that may have any are flagged (set when an endpoint is
     -- switched off, cleared by the dispatchers' sweep once it is on and has
-    -- none left), so a claim looks only at those.
+    -- none left), so a claim looks only at those, and by an index of the
+    -- ones that are on: merchants who keep webhooks off keep their flags.
     alter table webhook_endpoints add column has_paused_deliveries boolean not null default false;
     update webhook_endpoints e set has_paused_deliveries = true
     where not e.enabled or exists (select 1 from webhook_deliveries d where d.endpoint_id = e.id and d.state = 'paused');
-    create index webhook_endpoints_with_paused on webhook_endpoints (id) where has_paused_deliveries;
+    create index webhook_endpoints_with_paused on webhook_endpoints (id) where has_paused_deliveries and enabled;
 
     drop index webhook_deliveries_paused;
     create index webhook_deliveries_paused on webhook_deliveries (endpoint_id, next_attempt_at, event_seq) where state = 'paused';
