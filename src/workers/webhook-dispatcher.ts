@@ -257,15 +257,14 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     if (Date.now() - sweptAt < sweepIntervalMs) return false;
     sweptAt = Date.now();
     const since = new Date(sweptAt - sweepWindowMs);
-    const [resumed, paused] = await Promise.all([resumeRacedDeliveries(db, since), pauseRacedDeliveries(db, since, new Date(sweptAt))])
-      .then(async (counts) => {
-        await clearDrainedPauseFlags(db);
-        return counts;
-      })
-      .catch((error: unknown) => {
-        logger.warn({ err: error }, 'webhook dispatcher could not sweep deliveries of switched endpoints; will try again');
-        return [0, 0];
-      });
+    let resumed = 0;
+    let paused = 0;
+    try {
+      [resumed, paused] = await Promise.all([resumeRacedDeliveries(db, since), pauseRacedDeliveries(db, since, new Date(sweptAt))]);
+      await clearDrainedPauseFlags(db);
+    } catch (error) {
+      logger.warn({ err: error }, 'webhook dispatcher could not sweep deliveries of switched endpoints; will try again');
+    }
     if (resumed > 0) logger.info({ deliveries: resumed }, 'resumed deliveries paused while their endpoint was being switched on');
     if (paused > 0) logger.info({ deliveries: paused }, 'paused deliveries left pending while their endpoint was being switched off');
     return resumed > 0;

@@ -66,6 +66,20 @@ async function claimPlan(storage: Storage, kind: 'custom' | 'generic'): Promise<
   return plan;
 }
 
+/** Claims up to `limit` deliveries due now, leased for a minute, at most `endpointLimit` per endpoint. */
+function claimNow(db: Parameters<typeof claimDueDeliveries>[0], limit: number, endpointLimit = 1_000) {
+  const now = new Date();
+  return claimDueDeliveries(db, { now, limit, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit });
+}
+
+/** A claim of `limit` in a transaction of its own, with the row updates it made to the queue and how many of them were HOT. */
+function claimCountingUpdates(storage: Storage, limit: number) {
+  return inTransaction(storage.db, async (trx) => {
+    const claimed = await claimNow(trx, limit);
+    return { claimed, updates: await updatesInTransaction(trx, 'webhook_deliveries') };
+  });
+}
+
 /** Sorts in a claim's plan may only merge the heads of its two sources, never sort the backlog. */
 function assertNoBacklogSort(plan: PlanNode[]): void {
   for (const node of plan.filter((candidate) => candidate['Node Type'] === 'Sort')) {
@@ -154,8 +168,7 @@ describe("a switched-on endpoint's paused deliveries", () => {
   it('wait paused while it is off, and none is claimed', async () => {
     assert.deepEqual(await states(), [{ state: 'paused', count: backlog }]);
     assert.equal(await flagged(), true);
-    const now = new Date();
-    assert.equal((await claimDueDeliveries(storage.db, { now, limit: batch, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 1_000 })).length, 0);
+    assert.equal((await claimNow(storage.db, batch)).length, 0);
   });
 
   it('are not rewritten when it is switched back on, however many wait', async () => {
@@ -190,11 +203,7 @@ describe("a switched-on endpoint's paused deliveries", () => {
   }
 
   it('are leased as they are, in queue order (each payment\'s first only), their leases writing no index entry', async () => {
-    const now = new Date();
-    const { claimed, updates } = await inTransaction(storage.db, async (trx) => {
-      const claimed = await claimDueDeliveries(trx, { now, limit: 128, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 1_000 });
-      return { claimed, updates: await updatesInTransaction(trx, 'webhook_deliveries') };
-    });
+    const { claimed, updates } = await claimCountingUpdates(storage, 128);
     assert.equal(claimed.length, 128);
     assert.deepEqual(updates, { updated: 128, hot: 128 });
     const indexes = claimed.map((delivery) => (delivery.event.data as { index: number }).index);
@@ -203,7 +212,7 @@ describe("a switched-on endpoint's paused deliveries", () => {
 
     // Note: with their attempts recorded, their payments' second events come next.
     await recordAttempts(storage.db, claimed.map((delivery) => ({ delivery, outcome: succeeded, retryAt: undefined })));
-    const next = await claimDueDeliveries(storage.db, { now, limit: 1, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 1_000 });
+    const next = await claimNow(storage.db, 1);
     assert.equal((next[0]!.event.data as { index: number }).index, 1);
   });
 
@@ -238,11 +247,7 @@ describe("a claim's leases", () => {
   after(() => storage.close());
 
   it("stay on their deliveries' pages, writing no index entry", async () => {
-    const now = new Date();
-    const { claimed, updates } = await inTransaction(storage.db, async (trx) => {
-      const claimed = await claimDueDeliveries(trx, { now, limit: 128, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 1_000 });
-      return { claimed, updates: await updatesInTransaction(trx, 'webhook_deliveries') };
-    });
+    const { claimed, updates } = await claimCountingUpdates(storage, 128);
     assert.equal(claimed.length, 128);
     assert.deepEqual(updates, { updated: 128, hot: 128 });
   });
@@ -273,8 +278,7 @@ describe("a claim's deliveries", () => {
         Array.from({ length: 30 }, (_, index) => ({ merchantId: merchants[index % 3]!.id, paymentId: index + 1, type: 'payment.created', data: { index }, at })),
       ),
     );
-    const now = new Date();
-    const claimed = await claimDueDeliveries(storage.db, { now, limit: 30, leaseUntil: new Date(now.getTime() + 60_000), endpointLimit: 100 });
+    const claimed = await claimNow(storage.db, 30, 100);
     assert.equal(claimed.length, 30);
     for (const delivery of claimed) {
       const merchant = merchants.find((candidate) => candidate.id === delivery.merchantId)!;

@@ -302,6 +302,12 @@ export async function claimDueDeliveries(
  * then merged, at most twice `limit` rows sorted.
  */
 export function dueCandidatesQuery({ now, limit, full }: { now: Date; limit: number; full: readonly string[] }) {
+  // Note: what makes a delivery of either state claimable: due, not leased, and first of its payment's waiting ones.
+  const claimable = sql`
+    d.next_attempt_at <= ${now}
+    and (d.locked_until is null or d.locked_until < ${now})
+    and not exists (${earlierWaiting} offset 0)
+  `;
   return sql`
     select c.id, c.endpoint_id, c.next_attempt_at, c.event_seq
     from (
@@ -309,10 +315,8 @@ export function dueCandidatesQuery({ now, limit, full }: { now: Date; limit: num
         select d.id, d.endpoint_id, d.next_attempt_at, d.event_seq
         from webhook_deliveries d
         where d.state = 'pending'
-          and d.next_attempt_at <= ${now}
-          and (d.locked_until is null or d.locked_until < ${now})
+          and ${claimable}
           and exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id and e.enabled and e.id <> all(${full}::text[]) offset 0)
-          and not exists (${earlierWaiting} offset 0)
         order by d.next_attempt_at, d.event_seq
         limit ${limit}
         for update of d skip locked
@@ -325,9 +329,7 @@ export function dueCandidatesQuery({ now, limit, full }: { now: Date; limit: num
         from webhook_deliveries d
         where d.endpoint_id = e.id
           and d.state = 'paused'
-          and d.next_attempt_at <= ${now}
-          and (d.locked_until is null or d.locked_until < ${now})
-          and not exists (${earlierWaiting} offset 0)
+          and ${claimable}
         order by d.next_attempt_at, d.event_seq
         limit ${limit}
         for update of d skip locked
