@@ -9,13 +9,13 @@ import {
   recordAttempts,
   releaseDeliveries,
   resumeRacedDeliveries,
-  type SettledAttempt,
   webhookChannel,
 } from '../core/webhooks/delivery-queue.ts';
 import { endpointFromRow, type WebhookEndpoint } from '../core/webhooks/endpoints.ts';
 import type { WebhookUrlPolicy } from '../core/webhooks/url-safety.ts';
 import type { MasterKey } from '../internal/secrets.ts';
-import type { Db, Storage } from '../storage/database.ts';
+import type { Storage } from '../storage/database.ts';
+import { createAttemptRecorder, onceNextTurn } from './webhook-attempt-recorder.ts';
 import { sendWebhook } from './webhook-sender.ts';
 
 /**
@@ -89,23 +89,32 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
   let sweptAt = 0;
   const leaseMs = options.leaseMs ?? options.timeoutMs + 30_000;
   /**
-   * Claimed ahead, at most this many: four sets of requests in flight. A claim
-   * of a hundred deliveries takes 20–30 ms of a busy 2-core machine, while a
-   * quick receiver answers a full set of 64 in well under that; with two sets
-   * ahead, every claim found the dispatcher idle, nothing left to send.
+   * Claimed ahead, at most this many: eight sets of requests in flight. A
+   * claim is made once half of them have gone out (`minClaim`), so a claim
+   * takes four sets while four more are still ready. A claim of a hundred
+   * deliveries takes 20–30 ms of a busy 2-core machine, while a quick receiver
+   * answers a full set of 64 in well under that; with two sets ahead, every
+   * claim found the dispatcher idle, nothing left to send.
+   *
+   * Why so many at once: a statement costs the gateway's one thread a good
+   * deal beside the rows it handles (the driver's work and the round trip
+   * through the kernel: 190-380 µs of Node CPU for a claim that finds
+   * nothing), and that thread bounds the dispatcher's rate. In
+   * `npm run bench:webhook-queue`, claims of 256 instead of 64 cost PostgreSQL
+   * 56 and 58 µs per delivery instead of 89 and 76 (docs/benchmarks.md).
    */
-  const readyLimit = 4 * options.concurrency;
+  const readyLimit = 8 * options.concurrency;
   /**
-   * Claimed at once for one endpoint, in flight and ahead: six sets of its
-   * requests. Enough to keep a busy endpoint's slots full across a claim,
-   * and still a bound, so that a backlog to one endpoint at its limit cannot
-   * take every claim and starve the other endpoints.
+   * Claimed at once for one endpoint, in flight and ahead: ten sets of its
+   * requests, so that one endpoint's backlog fills a whole claim. Still a
+   * bound, so that a backlog to one endpoint at its limit cannot take every
+   * claim and starve the other endpoints.
    */
-  const endpointLookahead = 6 * options.endpointConcurrency;
+  const endpointLookahead = 10 * options.endpointConcurrency;
   /** Claiming pauses while this many answered attempts wait for their record. */
   const recordingLimit = 4 * options.concurrency;
   /** A claim is not worth a round trip for fewer than this many while others are still ready. */
-  const minClaim = Math.max(1, Math.floor(readyLimit / 4));
+  const minClaim = Math.max(1, Math.floor(readyLimit / 2));
   /** Attempts under way, from launch to record; `stop` waits for them. */
   const running = new Set<Promise<void>>();
   const ready: Ready[] = [];
@@ -129,7 +138,8 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     return async () => {};
   });
 
-  const recorder = createAttemptRecorder(db);
+  // Note: while requests are in flight, their answers come within milliseconds; a record waits for them.
+  const recorder = createAttemptRecorder({ write: (attempts) => recordAttempts(db, attempts), answersComing: () => sending > 0 });
 
   async function deliver(delivery: ClaimedDelivery, endpoint: WebhookEndpoint): Promise<void> {
     let outcome: AttemptOutcome;
@@ -315,72 +325,5 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       while (running.size > 0) await Promise.allSettled([...running]);
       await (await unlisten)();
     },
-  };
-}
-
-type PendingRecord = { attempt: SettledAttempt; resolve: () => void; reject: (error: unknown) => void };
-
-/** Attempts logged per statement at most. */
-const recordBatchLimit = 500;
-
-/**
- * Records finished attempts in batches (group commit), one statement at a
- * time: an attempt that ends while a batch is being written waits for the
- * next one, which takes every attempt that ended meanwhile. A batch starts at
- * the next turn of the event loop, so the answers that came in the same turn
- * go together rather than the first of them alone. On an idle queue a batch
- * is one attempt; under load one statement settles dozens (about 60 in
- * `npm run bench:webhooks`), which costs the database less than two writers
- * with half as many each.
- *
- * @dev `record` resolves only once its attempt is committed: until then the
- * delivery stays leased and pending, so a payment's next event still waits
- * behind it and a crash loses nothing but the log line (the attempt is
- * repeated after the lease). If a batch fails, its attempts are written one
- * by one, so one bad row does not hold back the others.
- */
-function createAttemptRecorder(db: Db): { record(attempt: SettledAttempt): Promise<void> } {
-  const queue: PendingRecord[] = [];
-  let writing = false;
-
-  async function write(batch: PendingRecord[]): Promise<void> {
-    try {
-      await recordAttempts(db, batch.map((item) => item.attempt));
-      for (const item of batch) item.resolve();
-    } catch (error) {
-      if (batch.length === 1) return batch[0]!.reject(error);
-      for (const item of batch) await recordAttempts(db, [item.attempt]).then(item.resolve, item.reject);
-    }
-  }
-
-  async function drain(): Promise<void> {
-    writing = true;
-    while (queue.length > 0) await write(queue.splice(0, recordBatchLimit));
-    writing = false;
-  }
-
-  // Note: only this starts a writer, and only while none writes; one that writes takes what comes in meanwhile.
-  const scheduleDrain = onceNextTurn(() => void drain());
-
-  return {
-    record(attempt) {
-      return new Promise<void>((resolve, reject) => {
-        queue.push({ attempt, resolve, reject });
-        if (!writing) scheduleDrain();
-      });
-    },
-  };
-}
-
-/** Returns a function that runs `run` at the start of the next turn of the event loop, once however often it is called in this one. */
-function onceNextTurn(run: () => void): () => void {
-  let scheduled = false;
-  return () => {
-    if (scheduled) return;
-    scheduled = true;
-    setImmediate(() => {
-      scheduled = false;
-      run();
-    });
   };
 }
