@@ -55,10 +55,11 @@ describe('the attempt recorder', () => {
     };
   }
 
-  /** The recorder writing through `recordAttempts`, noting how many attempts each statement wrote. */
-  function recorder(options: { answersComing: () => boolean; gatherMs?: number; batchTarget?: number }) {
+  /** A recorder writing through `recordAttempts` (batches of 128 unless told), noting how many attempts each statement wrote. */
+  function countingRecorder(options: { answersComing: () => boolean; gatherMs?: number; batchTarget?: number }) {
     const statements: number[] = [];
     const recorder = createAttemptRecorder({
+      batchTarget: 128,
       ...options,
       write: (attempts) => {
         statements.push(attempts.length);
@@ -79,21 +80,21 @@ describe('the attempt recorder', () => {
 
   it('writes an attempt at once when no other request is in flight, without waiting to gather more', async () => {
     // Note: a minute's gathering would time the test out; the attempt must not wait for it.
-    const { recorder: writer, statements } = recorder({ answersComing: () => false, gatherMs: 60_000 });
+    const { recorder, statements } = countingRecorder({ answersComing: () => false, gatherMs: 60_000 });
     const [delivery] = await claimed(1);
-    await writer.record(succeeded(delivery!));
+    await recorder.record(succeeded(delivery!));
     assert.deepEqual(statements, [1]);
     assert.deepEqual(await states([delivery!]), ['succeeded']);
   });
 
   it('while requests are in flight, waits for their answers and writes them in one statement once none is left', async () => {
     let inFlight = 4;
-    const { recorder: writer, statements } = recorder({ answersComing: () => inFlight > 0, gatherMs: 60_000 });
+    const { recorder, statements } = countingRecorder({ answersComing: () => inFlight > 0, gatherMs: 60_000 });
     const deliveries = await claimed(4);
     const written: Array<Promise<void>> = [];
     for (const delivery of deliveries) {
       inFlight -= 1;
-      written.push(writer.record(succeeded(delivery)));
+      written.push(recorder.record(succeeded(delivery)));
       // Note: each answer in a turn of its own, as they come from the network.
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -103,39 +104,39 @@ describe('the attempt recorder', () => {
   });
 
   it('writes a batch as soon as it is full, while more answers are still coming', async () => {
-    const { recorder: writer, statements } = recorder({ answersComing: () => true, gatherMs: 60_000, batchTarget: 5 });
+    const { recorder, statements } = countingRecorder({ answersComing: () => true, gatherMs: 60_000, batchTarget: 5 });
     const deliveries = await claimed(5);
-    await Promise.all(deliveries.map((delivery) => writer.record(succeeded(delivery))));
+    await Promise.all(deliveries.map((delivery) => recorder.record(succeeded(delivery))));
     assert.deepEqual(statements, [5]);
     assert.deepEqual(new Set(await states(deliveries)), new Set(['succeeded']));
   });
 
   it('writes what it gathered once it has waited gatherMs, even if answers are still coming', async () => {
-    const { recorder: writer, statements } = recorder({ answersComing: () => true, gatherMs: 20 });
+    const { recorder, statements } = countingRecorder({ answersComing: () => true, gatherMs: 20 });
     const deliveries = await claimed(2);
-    await Promise.all(deliveries.map((delivery) => writer.record(succeeded(delivery))));
+    await Promise.all(deliveries.map((delivery) => recorder.record(succeeded(delivery))));
     assert.deepEqual(statements, [2]);
     assert.deepEqual(await states(deliveries), ['succeeded', 'succeeded']);
   });
 
   it('takes the attempts that end while a batch is being written into the next statement', async () => {
-    const { recorder: writer, statements } = recorder({ answersComing: () => false });
+    const { recorder, statements } = countingRecorder({ answersComing: () => false });
     const deliveries = await claimed(3);
-    const first = writer.record(succeeded(deliveries[0]!));
+    const first = recorder.record(succeeded(deliveries[0]!));
     // Note: the first batch starts at the next turn; these two end while it is being written.
     await new Promise((resolve) => setImmediate(resolve));
-    await Promise.all([first, writer.record(succeeded(deliveries[1]!)), writer.record(succeeded(deliveries[2]!))]);
+    await Promise.all([first, recorder.record(succeeded(deliveries[1]!)), recorder.record(succeeded(deliveries[2]!))]);
     assert.deepEqual(statements, [1, 2]);
   });
 
   it('writes the attempts of a failed batch one by one, so that one bad row does not hold back the others', async () => {
-    const { recorder: writer, statements } = recorder({ answersComing: () => false });
+    const { recorder, statements } = countingRecorder({ answersComing: () => false });
     const deliveries = await claimed(2);
     const good = succeeded(deliveries[0]!);
     // Note: a duration past the log's integer column fails the statement that holds it.
     const bad = succeeded(deliveries[1]!);
     bad.outcome.durationMs = 2 ** 40;
-    const results = await Promise.allSettled([writer.record(good), writer.record(bad)]);
+    const results = await Promise.allSettled([recorder.record(good), recorder.record(bad)]);
     assert.equal(results[0].status, 'fulfilled');
     assert.equal(results[1].status, 'rejected');
     assert.deepEqual(statements, [2, 1, 1]);

@@ -10,8 +10,8 @@ export type AttemptRecorderOptions = {
   write: (attempts: readonly SettledAttempt[]) => Promise<void>;
   /** Whether more attempts will end soon: requests are in flight. */
   answersComing: () => boolean;
-  /** A batch this big is written at once (default 128). */
-  batchTarget?: number;
+  /** A batch this big is written at once, without waiting for more. */
+  batchTarget: number;
   /** How long a smaller batch waits for more while answers are coming, at most (default 10 ms). */
   gatherMs?: number;
 };
@@ -47,8 +47,7 @@ type PendingRecord = { attempt: SettledAttempt; resolve: () => void; reject: (er
  * others.
  */
 export function createAttemptRecorder(options: AttemptRecorderOptions): AttemptRecorder {
-  const { write, answersComing } = options;
-  const batchTarget = options.batchTarget ?? 128;
+  const { write, answersComing, batchTarget } = options;
   const gatherMs = options.gatherMs ?? 10;
   const queue: PendingRecord[] = [];
   let writing = false;

@@ -138,8 +138,12 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     return async () => {};
   });
 
-  // Note: while requests are in flight, their answers come within milliseconds; a record waits for them.
-  const recorder = createAttemptRecorder({ write: (attempts) => recordAttempts(db, attempts), answersComing: () => sending > 0 });
+  // Note: while requests are in flight, their answers come within milliseconds; a record waits for up to two sets of them.
+  const recorder = createAttemptRecorder({
+    write: (attempts) => recordAttempts(db, attempts),
+    answersComing: () => sending > 0,
+    batchTarget: 2 * options.concurrency,
+  });
 
   async function deliver(delivery: ClaimedDelivery, endpoint: WebhookEndpoint): Promise<void> {
     let outcome: AttemptOutcome;
