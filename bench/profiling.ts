@@ -3,7 +3,7 @@ import path from 'node:path';
 /**
  * CPU profiles of the benchmarked child processes, on request: with
  * BENCH_PROFILE_DIR set, each child started with `profilingEnv()` writes a V8
- * CPU profile there when it exits (see bench/cpu-profile.ts). Profile
+ * CPU profile there when it exits (see bench/cpu-profile.mjs). Profile
  * timestamps are microseconds of the monotonic clock, which every process
  * shares, so the marks printed by `profileMark` pick out the samples of one
  * measured run.
@@ -12,9 +12,8 @@ import path from 'node:path';
 export function profilingEnv(): Record<string, string> {
   const dir = process.env.BENCH_PROFILE_DIR;
   if (!dir) return {};
-  const preload = new URL('cpu-profile.ts', import.meta.url).href;
-  // Note: NODE_OPTIONS is read before the command line, so tsx is loaded here first for the preload to be TypeScript.
-  return { BENCH_PROFILE_DIR: path.resolve(dir), NODE_OPTIONS: `--import tsx --import ${preload}` };
+  const preload = new URL('cpu-profile.mjs', import.meta.url).href;
+  return { BENCH_PROFILE_DIR: path.resolve(dir), NODE_OPTIONS: `--import ${preload}` };
 }
 
 export function profileMark(label: string): void {
