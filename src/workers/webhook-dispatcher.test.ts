@@ -547,6 +547,29 @@ describe('deliveries waiting for a switched-off endpoint', () => {
     assert.equal(await resumeRacedDeliveries(db(), new Date(Date.now() - 60_000)), 0);
     assert.deepEqual(await states(merchant), ['paused']);
   });
+
+  it('the sweep leaves a switched-on endpoint\'s paused backlog to the claims while the endpoint is flagged as having one', async () => {
+    const merchant = await t.createMerchant('Backlog being delivered');
+    await switchWebhooks(merchant, false);
+    await createPayment(t, merchant);
+    await createPayment(t, merchant);
+    // Note: switched on in a transaction that is rolled back, so that the gateway's own dispatcher never sees the endpoint on.
+    const rolledBack = new Error('rolled back');
+    const seen = await db()
+      .transaction()
+      .execute(async (trx) => {
+        await sql`update webhook_endpoints set enabled = true, updated_at = now() where merchant_id = ${merchant.merchantId}`.execute(trx);
+        const resumed = await resumeRacedDeliveries(trx, new Date(Date.now() - 60_000));
+        const { rows } = await sql<{ state: string }>`select state from webhook_deliveries where merchant_id = ${merchant.merchantId}`.execute(trx);
+        throw Object.assign(rolledBack, { resumed, states: rows.map((row) => row.state) });
+      })
+      .catch((error: unknown) => {
+        if (error !== rolledBack) throw error;
+        return error as Error & { resumed: number; states: string[] };
+      });
+    assert.equal(seen.resumed, 0);
+    assert.deepEqual(seen.states, ['paused', 'paused']);
+  });
 });
 
 describe('a gateway stopped in the middle of an attempt', () => {
