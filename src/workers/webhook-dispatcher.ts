@@ -179,7 +179,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       .finally(() => {
         running.delete(attempt);
         // Note: a recorded attempt may let its payment's next event go.
-        wake();
+        wakeToClaim();
       });
     running.add(attempt);
   }
@@ -190,7 +190,27 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     if (left > 0) perEndpoint.set(endpointId, left);
     else perEndpoint.delete(endpointId);
     scheduleLaunch();
-    wake();
+    wakeToClaim();
+  }
+
+  /**
+   * Wakes the loop when it would claim now: each attempt's end calls this,
+   * and under load most find the dispatcher with more than enough ready. A
+   * wake-up that claims nothing still costs the loop a turn (a timer, a
+   * promise and a look for due deliveries), once per attempt: some 7,000
+   * turns per 10,000 deliveries in the webhook benchmark.
+   */
+  function wakeToClaim() {
+    if (claimWanted()) wake();
+  }
+
+  /** Room for this many more deliveries, in flight and ready. */
+  const room = () => options.concurrency + readyLimit - sending - ready.length;
+
+  /** Whether a claim is worth making now: room for one, and not too many answered attempts waiting for their record. */
+  function claimWanted(): boolean {
+    const free = room();
+    return free > 0 && recording < recordingLimit && (free >= minClaim || ready.length === 0);
   }
 
   /**
@@ -217,7 +237,10 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
         launch(item);
       } else index += 1;
     }
-    if (expiring.length > 0) giveBack(expiring);
+    if (expiring.length > 0) {
+      giveBack(expiring);
+      wakeToClaim();
+    }
   }
 
   function giveBack(deliveries: ClaimedDelivery[]) {
@@ -238,13 +261,13 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
 
   /** Claims what fits in the free slots and up to `readyLimit` ahead; returns whether it got all it asked for. */
   async function claimBatch(): Promise<boolean> {
+    if (!claimWanted()) return false;
     const now = new Date();
-    const room = options.concurrency + readyLimit - sending - ready.length;
-    if (room <= 0 || recording >= recordingLimit || (room < minClaim && ready.length > 0)) return false;
+    const limit = room();
     lookedAt = now;
     const claimed = await claimDueDeliveries(db, {
       now,
-      limit: room,
+      limit,
       leaseUntil: new Date(now.getTime() + leaseMs),
       endpointLimit: endpointLookahead,
       busy: endpointLoad(),
@@ -257,7 +280,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       ready.push({ delivery, endpoint });
     }
     launchReady();
-    return claimed.length === room;
+    return claimed.length === limit;
   }
 
   /**
@@ -287,10 +310,11 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
   async function sleep() {
     let timeout = pollIntervalMs;
     // Note: a due delivery that was not claimed waits on an earlier one or on
-    // its endpoint's limit; a finishing attempt wakes the loop for it. One that
-    // fell due after the last look (even by a millisecond) is looked at now.
-    // With a wake-up pending, or deliveries ready or in flight, a finishing
-    // attempt wakes the loop soon anyway, so the look is skipped.
+    // its endpoint's limit; a finishing attempt wakes the loop for it (once a
+    // claim is worth making). One that fell due after the last look (even by a
+    // millisecond) is looked at now. With a wake-up pending, or deliveries
+    // ready or in flight, the attempts under way wake the loop anyway, so the
+    // look is skipped.
     const due = pendingWake || ready.length > 0 || sending >= options.concurrency ? undefined : await nextDueAt(db, lookedAt).catch(() => undefined);
     if (due) timeout = Math.min(timeout, Math.max(0, due.getTime() - Date.now()));
     await new Promise<void>((resolve) => {
