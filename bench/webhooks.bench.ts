@@ -135,15 +135,15 @@ async function main(): Promise<boolean> {
         latency = await measureLatency(api, receiver);
       }
       await setWebhooks(api, receiver.url, false);
-      await queuePayments(api, db, round, 'warm-up', settings.gatewayWarmUp);
-      const { result: coldGateway } = await measureDispatcher(api, receiver, db, gateway.pid, { count: settings.gatewayWarmUp, capture: false });
+      await queuePayments(api, db, round, 'warm-up');
+      const { result: coldGateway } = await measureDispatcher(api, receiver, db, gateway.pid, 'warm-up');
       console.log(`round ${round}: warm-up run (not judged) ${coldGateway.perSecond.toFixed(0)} per s`);
       await setWebhooks(api, receiver.url, false);
-      await queuePayments(api, db, round, 'measured', settings.queuedEvents);
+      await queuePayments(api, db, round, 'measured');
       if (!staleStatistics) await db.client.query('analyze webhook_deliveries');
       await checkpoint(db.client);
       loadBefore ??= os.loadavg();
-      const { result: dispatcher, switchedOnMs, captured } = await measureDispatcher(api, receiver, db, gateway.pid, { count: settings.queuedEvents, capture: true });
+      const { result: dispatcher, switchedOnMs, captured } = await measureDispatcher(api, receiver, db, gateway.pid, 'measured');
       // Note: the gateway is stopped so its idle loops take nothing from the baseline.
       await gateway.stop();
       // Note: the baseline runs right after, so the load others put on the machine changes as little as possible between the two.
@@ -234,8 +234,13 @@ async function measureLatency(api: Api, receiver: WebhookReceiver): Promise<Late
   return latency;
 }
 
+/** A round's two backlogs: the gateway's warm-up, then the one measured (whose requests the receiver keeps for the baseline). */
+type Backlog = 'warm-up' | 'measured';
+const backlogSize = (backlog: Backlog) => (backlog === 'warm-up' ? settings.gatewayWarmUp : settings.queuedEvents);
+
 /** Creates the payments whose deliveries will wait, and checks that they do. */
-async function queuePayments(api: Api, db: BenchDatabase, round: number, backlog: 'warm-up' | 'measured', count: number): Promise<void> {
+async function queuePayments(api: Api, db: BenchDatabase, round: number, backlog: Backlog): Promise<void> {
+  const count = backlogSize(backlog);
   const started = performance.now();
   let next = 0;
   async function lane() {
@@ -251,11 +256,11 @@ async function queuePayments(api: Api, db: BenchDatabase, round: number, backlog
   console.log(`round ${round}: queued ${waiting.toLocaleString('en')} deliveries (${backlog}, webhooks off) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
-/** Switches webhooks on and times until the receiver has every one of the `count` queued events; then checks the queue agrees. */
-async function measureDispatcher(api: Api, receiver: WebhookReceiver, db: BenchDatabase, gatewayPid: number, input: { count: number; capture: boolean }) {
-  const { count, capture } = input;
-  const phase = receiver.expect({ expected: count, capture, timeoutMs: settings.throughputTimeoutMs });
-  const label = capture ? '' : 'warm-up: ';
+/** Switches webhooks on and times until the receiver has every event of the backlog; then checks the queue agrees. */
+async function measureDispatcher(api: Api, receiver: WebhookReceiver, db: BenchDatabase, gatewayPid: number, backlog: Backlog) {
+  const count = backlogSize(backlog);
+  const phase = receiver.expect({ expected: count, capture: backlog === 'measured', timeoutMs: settings.throughputTimeoutMs });
+  const label = backlog === 'measured' ? '' : `${backlog}: `;
   profileMark(`${label}webhooks switched on`);
   const cpuBefore = readCpu(gatewayPid);
   const started = performance.now();
